@@ -1,0 +1,3 @@
+module greenline/runtime_bench
+
+go 1.23

@@ -1,0 +1,172 @@
+// The scheduler's shared structures: workers (Go's P, each with its own OS thread: P and M are one
+// here) and the global state. Internal to runtime/sched; the design essay is atop scheduler.cc.
+#pragma once
+
+#include <pthread.h>
+#include <sys/types.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "runtime/base/spinlock.h"
+#include "runtime/fiber/fiber.h"
+#include "runtime/fiber/stack.h"
+#include "runtime/sched/internal/g.h"
+#include "runtime/sched/internal/parker.h"
+#include "runtime/sched/runtime.h"
+#include "runtime/sched/state.h"
+#include "runtime/sched/timer.h"
+
+namespace greenline::internal {
+
+inline constexpr uint32_t kRunQueueSize = 256;  // Go's runq length
+inline constexpr int kNumReasons = static_cast<int>(WaitReason::kCount);
+inline constexpr int kMaxLocalFreeGs = 64;
+inline constexpr int64_t kMaxPooledStacks = 4096;  // free Gs beyond this give their stack back
+
+// What a goroutine that switches out asks the next context to do with it once its registers are
+// saved (so no other worker can touch it before then).
+enum class PostAction : uint8_t { kNone, kYield, kPark, kExit };
+
+struct alignas(64) Worker {
+  int id = 0;
+  Fiber g0;  // the worker thread's own stack: where it schedules and parks. Owned by the thread.
+  pthread_t thread{};
+  std::atomic<pid_t> tid{0};
+
+  // Executing goroutine. `cur` is owned by the worker thread; cur_goid and schedtick are its
+  // public face for the monitor and the dump (relaxed: observations, not synchronisation). The
+  // monitor times a goroutine by how long schedtick stays unchanged, so switches read no clock.
+  G* cur = nullptr;
+  std::atomic<uint64_t> cur_goid{0};
+  std::atomic<uint64_t> schedtick{0};
+  uint32_t runnext_streak = 0;  // owned: consecutive picks from runnext (see RunqGet)
+
+  // Local run queue: a ring the owner pushes at the tail and pops at the head, and thieves grab
+  // half of from the head (CAS on runq_head), as in Go's runqput/runqget/runqgrab. Slots are
+  // atomics so a thief's racy read of a slot about to be overwritten is not a data race.
+  alignas(64) std::atomic<uint32_t> runq_head{0};  // consumers: owner and thieves (CAS, release)
+  std::atomic<uint32_t> runq_tail{0};              // producer: the owner only (store-release)
+  std::atomic<G*> runq[kRunQueueSize] = {};
+  std::atomic<G*> runnext{nullptr};  // owner sets; owner and thieves take by CAS
+
+  // Set by a goroutine as it switches out, run by whichever context resumes on this worker.
+  // Owned by the worker thread.
+  G* prev = nullptr;
+  PostAction action = PostAction::kNone;
+  bool (*commit)(G*, void*) = nullptr;
+  void* commit_arg = nullptr;
+
+  // Timers: a 4-ary min-heap under timers_lock. timer0_when (earliest `when`, 0 when empty) and
+  // ntimers are written under the lock and read without it (relaxed) as hints.
+  alignas(64) SpinLock timers_lock;
+  std::vector<Timer*> timers;
+  std::atomic<int64_t> timer0_when{0};
+  std::atomic<int64_t> ntimers{0};
+
+  // Parking. `idle`, `idle_next` and a waker's `spinning = true` are guarded by Sched::lock.
+  Parker parker;
+  bool idle = false;
+  Worker* idle_next = nullptr;
+  bool spinning = false;
+
+  // Free Gs with stacks, owned by the worker thread.
+  G* gfree = nullptr;
+  int ngfree = 0;
+  // Goroutine ids handed out in batches from Sched::next_goid.
+  uint64_t goid_next = 0, goid_end = 0;
+  uint64_t rand_state = 0;
+
+  // State counts for user goroutines, written only by this worker thread (load+store, relaxed),
+  // summed by readers: live, and parked per wait reason.
+  std::atomic<int64_t> live{0};
+  std::atomic<int64_t> parked[kNumReasons] = {};
+
+  // Backtrace capture of the executing goroutine on request (SIGURG), for dumps and the monitor.
+  std::atomic<int> capture_state{0};  // 0 idle, 1 requested, 2 done
+  uintptr_t capture_pcs[64] = {};
+  int capture_n = 0;
+  uint64_t capture_goid = 0;
+};
+
+struct Sched {
+  Options options;
+  int nworkers = 0;
+  std::vector<std::unique_ptr<Worker>> workers;
+  std::unique_ptr<StackPool> stacks;
+  std::atomic<bool> stopping{false};
+
+  // `lock` guards the global run queue, the idle-worker list and the global G free list. Never
+  // held across a switch or a park; short sections only.
+  std::mutex lock;
+  G* grunq_head = nullptr;
+  G* grunq_tail = nullptr;
+  std::atomic<int64_t> grunq_size{0};  // written under lock; read racily as a hint
+  Worker* idle_workers = nullptr;
+  std::atomic<int> npidle{0};      // written under lock; read racily (Go's sched.npidle)
+  std::atomic<int> nspinning{0};   // workers looking for work (Go's sched.nmspinning)
+  G* gfree = nullptr;              // global free Gs (with or without stack); under lock
+  int64_t ngfree_stacks = 0;       // how many of those hold a stack; under lock
+
+  // Every G allocated (dump, shutdown). Under all_gs_lock.
+  std::mutex all_gs_lock;
+  std::vector<G*> all_gs;
+
+  std::atomic<uint64_t> next_goid{1};  // the main goroutine is spawned first: id 1
+
+  // State counts changed by threads that are not workers (a Ready from the blocking pool).
+  std::atomic<int64_t> ext_live{0};
+  std::atomic<int64_t> ext_parked[kNumReasons] = {};
+
+  // Main goroutine completion.
+  std::mutex done_mu;
+  std::condition_variable done_cv;
+  bool main_done = false;  // guarded by done_mu
+};
+
+// The running runtime, or nullptr. Set by Run() before workers start, cleared after they stop.
+extern std::atomic<Sched*> g_sched;
+
+// The worker whose thread calls this (nullptr on other threads). Not inlined, and the compiler
+// may not cache its result across a call: a goroutine can resume on another worker after any
+// switch, so a TLS address computed before a switch may be stale after it.
+Worker* CurrentWorker();
+
+// Scheduler entry points shared by the files of runtime/sched.
+void RunqPut(Worker* w, G* g, bool next);
+void GlobalRunqPut(Sched* s, G* g);
+void Wakep(Sched* s);
+int64_t RunDueTimers(Worker* w, int64_t now);  // fires due timers of w; returns now (or 0)
+int64_t EarliestTimer(Sched* s);               // min over workers; 0 when none
+void ClearTimers(Sched* s);                    // at shutdown
+bool RunqEmpty(const Worker* w);
+
+// Counts.
+StateCounts SumStateCounts(const Sched* s);
+void CountParked(WaitReason reason, int delta);
+
+// Goroutine dump to `fd` (Go's format); `all` includes system goroutines.
+void DumpGoroutines(int fd, bool all);
+// Captures the backtrace of whatever w executes (SIGURG to its thread); false on timeout.
+bool CaptureRunningBacktrace(Worker* w, uintptr_t* pcs, int* n, uint64_t* goid, int64_t timeout_ns);
+
+// Signals (signals.cc): SIGSEGV stack-overflow reporting, SIGQUIT dump thread, SIGURG capture.
+void InstallSignalHandlers(Sched* s);
+void StartSignalThread(Sched* s);
+void StopSignalThread();
+void InstallWorkerAltStack();
+void RemoveWorkerAltStack();
+
+// Monitor (sysmon.cc).
+void StartMonitor(Sched* s);
+void StopMonitor();
+
+// Blocking pool (blocking.cc).
+void StopBlockingPool();
+
+}  // namespace greenline::internal

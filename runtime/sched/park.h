@@ -1,0 +1,39 @@
+// Parking and readying goroutines: the one mechanism every blocking primitive is built on.
+//
+// For the runtime's own modules (sync/, chan/, netpoll/), not for applications. The protocol is
+// Go's gopark/goready:
+//   - a primitive puts the current goroutine (CurrentG()) on its own wait list, under its own lock;
+//   - it calls Park(reason, commit, arg): the goroutine is switched out, and only once its registers
+//     are saved does `commit(g, arg)` run, on the worker's next context. Typically commit releases
+//     the primitive's lock, so no other thread can Ready() the goroutine before it is fully parked.
+//     If commit returns false the park is abandoned and the goroutine runs again at once;
+//   - later, some goroutine or thread removes it from the wait list and calls Ready(g).
+// A goroutine is Ready()ed exactly once per Park().
+#pragma once
+
+#include <cstdint>
+
+#include "runtime/base/spinlock.h"
+#include "runtime/sched/state.h"
+
+namespace greenline::internal {
+
+struct G;
+
+// The goroutine executing on this thread, or nullptr on a thread that is not running one.
+G* CurrentG();
+
+uint64_t GoroutineIdOf(const G* g);
+
+// Parks the current goroutine with `reason`; see above. Must be called on a goroutine.
+void Park(WaitReason reason, bool (*commit)(G* g, void* arg), void* arg);
+
+// Park() whose commit unlocks `lock`: the common case.
+void ParkUnlock(WaitReason reason, SpinLock* lock);
+
+// Makes a parked goroutine runnable. From a goroutine: it goes in this worker's runnext slot (it
+// runs next, inheriting the time slice, as in Go). From any other thread: the global run queue.
+// Wakes an idle worker when none is already looking for work.
+void Ready(G* g);
+
+}  // namespace greenline::internal

@@ -1,0 +1,957 @@
+// The scheduler: goroutines multiplexed onto N workers, Go's G/P/M model with P and M fused.
+//
+// Glossary.
+//   G       a goroutine: a fiber (context + stack) and its bookkeeping (internal/g.h).
+//   worker  Go's P with its M: an OS thread that runs goroutines, with a local run queue, a
+//           runnext slot, a timer heap, a free-G cache and a parker (internal/sched.h).
+//   g0      a worker thread's own stack. It finds work, fires timers and parks; goroutines switch
+//           to it only when they have no other goroutine to hand over to.
+//
+// Switching. A goroutine gives up its worker in Schedule(): it records what must happen to it
+// (PostAction: requeue it, park it, free it), picks the next goroutine from the local queue and
+// switches straight to it, with no stop on g0. The context that resumes runs RunPostSwitch(),
+// which performs the recorded action *after* the first goroutine's registers are saved: only then
+// may another worker steal it or a waker ready it. This is Go's mcall/gopark contract, with the
+// unlock function run by the next goroutine instead of on g0, which halves the switches.
+//
+// Queues and fairness (as Go's proc.go).
+//   - Ready() and Go() put the goroutine in the worker's runnext slot: it runs next, inheriting
+//     the time slice, which keeps producer/consumer pairs on one warm cache. The previous runnext
+//     is kicked to the tail of the local queue.
+//   - The local queue is a 256-slot ring (single producer, many consumers); when full, half of it
+//     moves to the global queue in one batch.
+//   - Every 61st schedule looks at the global queue first so it cannot starve.
+//   - Go bounds runnext ping-pong with the 10 ms preemption of the shared time slice; we cannot
+//     preempt, so a worker takes at most kMaxRunnextStreak consecutive goroutines from runnext
+//     before it takes one from its queue head: two goroutines readying each other cannot starve
+//     the rest of the queue.
+//
+// Finding work and parking (FindRunnable on g0): due timers, runnext and local queue, global
+// queue, then stealing half of a random victim's queue (4 passes; the last also takes runnext;
+// thieves fire the victims' due timers too). Only a bounded number of workers look at once
+// ("spinning", at most half the busy ones, as Go). A worker with nothing parks in its Parker until
+// its earliest timer. A goroutine made runnable wakes one parked worker, and only when no worker
+// is spinning (wakep): a spinning worker that finds work wakes the next one, so wakeups ripple
+// only as far as the work goes. The last worker to park checks for deadlock.
+//
+// Cooperative. A goroutine runs until it parks, sleeps, yields or exits; nothing preempts it. The
+// monitor (sysmon.cc) reports one that runs for more than ~10 ms and wakes an idle worker to steal
+// the queue behind it.
+//
+// Thread-local state. `tls_worker` is read only through CurrentWorker(), a non-inlined function
+// with a compiler barrier: code after a switch may run on another thread, and a TLS address the
+// compiler kept from before the switch would name the old worker.
+//
+// Rejected: a central run queue under one lock (contention at every switch); switching through g0
+// for every handoff (twice the switches, Go's cost); futex-per-goroutine parking (a syscall per
+// block); ucontext (a sigprocmask syscall per switch).
+#include <pthread.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <string>
+#include <typeinfo>
+
+#include "runtime/base/backtrace.h"
+#include "runtime/base/fatal.h"
+#include "runtime/base/log.h"
+#include "runtime/sched/goroutine.h"
+#include "runtime/sched/internal/sched.h"
+#include "runtime/sched/maxprocs.h"
+#include "runtime/sched/park.h"
+#include "runtime/sched/runtime.h"
+
+namespace greenline {
+namespace internal {
+
+std::atomic<Sched*> g_sched{nullptr};
+
+namespace {
+
+constexpr uint32_t kMaxRunnextStreak = 16;
+constexpr int kGoidBatch = 16;
+
+thread_local Worker* tls_worker = nullptr;
+
+uint32_t FastRand(Worker* w) {
+  // xorshift64*: thieves pick victims in a random order.
+  uint64_t x = w->rand_state;
+  x ^= x >> 12;
+  x ^= x << 25;
+  x ^= x >> 27;
+  w->rand_state = x;
+  return static_cast<uint32_t>((x * 0x2545F4914F6CDD1Dull) >> 32);
+}
+
+template <class T>
+void OwnerAdd(std::atomic<T>& counter, T delta) {
+  counter.store(counter.load(std::memory_order_relaxed) + delta, std::memory_order_relaxed);
+}
+
+// ---- run queues ------------------------------------------------------------------------------
+
+// Moves half the local queue plus `g` to the global queue (Go's runqputslow). False if a thief
+// got there first and there is room again.
+bool RunqPutSlow(Sched* s, Worker* w, G* g, uint32_t head, uint32_t tail) {
+  constexpr uint32_t n = kRunQueueSize / 2;
+  if (tail - head != kRunQueueSize) Fatal("runtime: runqputslow: queue is not full");
+  G* batch[n + 1];
+  for (uint32_t i = 0; i < n; ++i) {
+    batch[i] = w->runq[(head + i) % kRunQueueSize].load(std::memory_order_relaxed);
+  }
+  if (!w->runq_head.compare_exchange_strong(head, head + n, std::memory_order_release,
+                                            std::memory_order_relaxed)) {
+    return false;
+  }
+  batch[n] = g;
+  for (uint32_t i = 0; i < n; ++i) batch[i]->sched_link = batch[i + 1];
+  batch[n]->sched_link = nullptr;
+  std::lock_guard<std::mutex> lock(s->lock);
+  if (s->grunq_tail != nullptr) {
+    s->grunq_tail->sched_link = batch[0];
+  } else {
+    s->grunq_head = batch[0];
+  }
+  s->grunq_tail = batch[n];
+  s->grunq_size.fetch_add(n + 1, std::memory_order_relaxed);
+  return true;
+}
+
+// Takes runnext, or the queue head. See the essay for the runnext streak bound.
+G* RunqGet(Worker* w) {
+  if (w->runnext_streak < kMaxRunnextStreak) {
+    G* next = w->runnext.load(std::memory_order_relaxed);
+    if (next != nullptr && w->runnext.compare_exchange_strong(next, nullptr,
+                                                              std::memory_order_acquire)) {
+      ++w->runnext_streak;
+      return next;
+    }
+  }
+  for (;;) {
+    uint32_t head = w->runq_head.load(std::memory_order_acquire);
+    uint32_t tail = w->runq_tail.load(std::memory_order_relaxed);
+    if (head == tail) break;
+    G* g = w->runq[head % kRunQueueSize].load(std::memory_order_relaxed);
+    if (w->runq_head.compare_exchange_weak(head, head + 1, std::memory_order_release,
+                                           std::memory_order_relaxed)) {
+      w->runnext_streak = 0;
+      return g;
+    }
+  }
+  // The queue is empty: runnext is all there is, streak or not.
+  G* next = w->runnext.load(std::memory_order_relaxed);
+  if (next != nullptr &&
+      w->runnext.compare_exchange_strong(next, nullptr, std::memory_order_acquire)) {
+    w->runnext_streak = 1;
+    return next;
+  }
+  return nullptr;
+}
+
+// Grabs half of `victim`'s queue into `batch` (Go's runqgrab). With `take_runnext`, an otherwise
+// empty victim gives up its runnext.
+uint32_t RunqGrab(Worker* victim, G** batch, bool take_runnext) {
+  for (;;) {
+    uint32_t head = victim->runq_head.load(std::memory_order_acquire);
+    uint32_t tail = victim->runq_tail.load(std::memory_order_acquire);
+    uint32_t n = tail - head;
+    n = n - n / 2;
+    if (n == 0) {
+      if (take_runnext) {
+        G* next = victim->runnext.load(std::memory_order_acquire);
+        if (next != nullptr) {
+          if (victim->runnext.compare_exchange_strong(next, nullptr, std::memory_order_acquire)) {
+            batch[0] = next;
+            return 1;
+          }
+          continue;
+        }
+      }
+      return 0;
+    }
+    if (n > kRunQueueSize / 2) continue;  // head and tail read inconsistently: retry
+    for (uint32_t i = 0; i < n; ++i) {
+      batch[i] = victim->runq[(head + i) % kRunQueueSize].load(std::memory_order_relaxed);
+    }
+    if (victim->runq_head.compare_exchange_strong(head, head + n, std::memory_order_release,
+                                                  std::memory_order_relaxed)) {
+      return n;
+    }
+  }
+}
+
+// Steals half of victim's queue into w's; returns one goroutine to run.
+G* RunqSteal(Worker* w, Worker* victim, bool take_runnext) {
+  G* batch[kRunQueueSize / 2 + 1];
+  uint32_t n = RunqGrab(victim, batch, take_runnext);
+  if (n == 0) return nullptr;
+  G* g = batch[--n];
+  if (n == 0) return g;
+  uint32_t tail = w->runq_tail.load(std::memory_order_relaxed);
+  uint32_t head = w->runq_head.load(std::memory_order_acquire);
+  if (tail - head + n >= kRunQueueSize) Fatal("runtime: runqsteal: queue overflow");
+  for (uint32_t i = 0; i < n; ++i) {
+    w->runq[(tail + i) % kRunQueueSize].store(batch[i], std::memory_order_relaxed);
+  }
+  w->runq_tail.store(tail + n, std::memory_order_release);
+  return g;
+}
+
+// Takes a batch from the global queue (Go's globrunqget); requires s->lock. Returns one to run and
+// moves up to a fair share of the rest to w's local queue.
+G* GlobalRunqGetLocked(Sched* s, Worker* w, int64_t max) {
+  int64_t size = s->grunq_size.load(std::memory_order_relaxed);
+  if (size == 0) return nullptr;
+  int64_t n = std::min<int64_t>(size, size / s->nworkers + 1);
+  if (max > 0 && n > max) n = max;
+  n = std::min<int64_t>(n, kRunQueueSize / 2);
+  s->grunq_size.fetch_sub(n, std::memory_order_relaxed);
+  G* g = s->grunq_head;
+  s->grunq_head = g->sched_link;
+  for (int64_t i = 1; i < n; ++i) {
+    G* more = s->grunq_head;
+    s->grunq_head = more->sched_link;
+    RunqPut(w, more, false);
+  }
+  if (s->grunq_head == nullptr) s->grunq_tail = nullptr;
+  return g;
+}
+
+G* GlobalRunqGet(Sched* s, Worker* w, int64_t max) {
+  if (s->grunq_size.load(std::memory_order_relaxed) == 0) return nullptr;
+  std::lock_guard<std::mutex> lock(s->lock);
+  return GlobalRunqGetLocked(s, w, max);
+}
+
+// ---- goroutine lifecycle -----------------------------------------------------------------------
+
+uint64_t NewGoid(Sched* s, Worker* w) {
+  if (w == nullptr) return s->next_goid.fetch_add(1, std::memory_order_relaxed);
+  if (w->goid_next == w->goid_end) {
+    w->goid_next = s->next_goid.fetch_add(kGoidBatch, std::memory_order_relaxed);
+    w->goid_end = w->goid_next + kGoidBatch;
+  }
+  return w->goid_next++;
+}
+
+G* AllocG(Sched* s, Worker* w) {
+  G* g = nullptr;
+  if (w != nullptr && w->gfree == nullptr && s->gfree != nullptr) {
+    // Refill the local cache with a batch from the global list.
+    std::lock_guard<std::mutex> lock(s->lock);
+    while (w->ngfree < kMaxLocalFreeGs / 2 && s->gfree != nullptr) {
+      G* f = s->gfree;
+      s->gfree = f->sched_link;
+      if (f->stack.lo != nullptr) --s->ngfree_stacks;
+      f->sched_link = w->gfree;
+      w->gfree = f;
+      ++w->ngfree;
+    }
+  }
+  if (w != nullptr && w->gfree != nullptr) {
+    g = w->gfree;
+    w->gfree = g->sched_link;
+    --w->ngfree;
+  } else if (w == nullptr && s->gfree != nullptr) {
+    std::lock_guard<std::mutex> lock(s->lock);
+    if (s->gfree != nullptr) {
+      g = s->gfree;
+      s->gfree = g->sched_link;
+      if (g->stack.lo != nullptr) --s->ngfree_stacks;
+    }
+  }
+  if (g == nullptr) {
+    g = new G;
+    std::lock_guard<std::mutex> lock(s->all_gs_lock);
+    g->all_index = static_cast<int32_t>(s->all_gs.size());
+    s->all_gs.push_back(g);
+  }
+  g->sched_link = nullptr;
+  if (g->stack.lo == nullptr) {
+    if (!s->stacks->Allocate(&g->stack)) {
+      Fatal("runtime: cannot allocate a goroutine stack (out of memory or mappings)");
+    }
+  } else {
+    UnpoisonStack(g->stack.lo, g->stack.size);
+  }
+  return g;
+}
+
+void FreeG(Sched* s, Worker* w, G* g) {
+  g->status.store(GStatus::kIdle, std::memory_order_relaxed);
+  g->callable = nullptr;
+  g->run = g->destroy = nullptr;
+  g->sched_link = w->gfree;
+  w->gfree = g;
+  if (++w->ngfree < kMaxLocalFreeGs) return;
+  // Move half to the global list; past kMaxPooledStacks, their stacks go back to the pool.
+  std::lock_guard<std::mutex> lock(s->lock);
+  while (w->ngfree > kMaxLocalFreeGs / 2) {
+    G* f = w->gfree;
+    w->gfree = f->sched_link;
+    --w->ngfree;
+    if (s->ngfree_stacks >= kMaxPooledStacks) {
+      s->stacks->Release(f->stack);
+      f->stack = Stack{};
+    } else {
+      ++s->ngfree_stacks;
+    }
+    f->sched_link = s->gfree;
+    s->gfree = f;
+  }
+}
+
+[[noreturn]] void GoroutineExit(Worker* w, G* g);
+
+void ReportUncaughtException(G* g) {
+  std::string what = "unknown C++ exception";
+  try {
+    throw;
+  } catch (const std::exception& e) {
+    what = std::string(e.what()) + " [" + typeid(e).name() + "]";
+  } catch (...) {
+  }
+  std::string text = "panic: " + what + "\n\ngoroutine " + std::to_string(g->id) + " [running]:";
+  // Go's report for an unrecovered panic; exit status 2 (via Fatal's exit path without a prefix).
+  WriteAll(STDERR_FILENO, text);
+  WriteAll(STDERR_FILENO, "\n");
+  _exit(2);
+}
+
+void RunPostSwitch(Worker* w);
+
+void GoroutineMain(void* arg) {
+  G* g = static_cast<G*>(arg);
+  FiberEntered();
+  RunPostSwitch(CurrentWorker());
+  g->started = true;
+  try {
+    g->run(g->callable);
+  } catch (...) {
+    ReportUncaughtException(g);
+  }
+  GoroutineExit(CurrentWorker(), g);
+}
+
+void ExecuteFromG0(Worker* w, G* g);
+
+// Picks what runs next without blocking: due timers, the global queue every 61st tick, runnext
+// and the local queue, then the global queue.
+G* FindRunnableFast(Sched* s, Worker* w) {
+  int64_t when = w->timer0_when.load(std::memory_order_relaxed);
+  if (when != 0) RunDueTimers(w, 0);
+  if (w->schedtick.load(std::memory_order_relaxed) % 61 == 0) {
+    if (G* g = GlobalRunqGet(s, w, 1)) return g;
+  }
+  if (G* g = RunqGet(w)) return g;
+  return GlobalRunqGet(s, w, 0);
+}
+
+void MarkRunning(Worker* w, G* g) {
+  g->status.store(GStatus::kRunning, std::memory_order_relaxed);
+  w->cur = g;
+  w->cur_goid.store(g->id, std::memory_order_relaxed);
+  w->schedtick.store(w->schedtick.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+}
+
+void MarkNone(Worker* w) {
+  w->cur = nullptr;
+  w->cur_goid.store(0, std::memory_order_relaxed);
+}
+
+// The running goroutine gives up its worker; see the essay. Returns when it runs again, possibly
+// on another worker.
+void Schedule(Worker* w, G* cur, PostAction action) {
+  Sched* s = g_sched.load(std::memory_order_relaxed);
+  if (!cur->stack.CanaryIntact()) {
+    Fatalf("goroutine %llu: stack overflow (canary overwritten; this stack had no guard page)",
+           static_cast<unsigned long long>(cur->id));
+  }
+  w->prev = cur;
+  w->action = action;
+  G* next = s->stopping.load(std::memory_order_relaxed) ? nullptr : FindRunnableFast(s, w);
+  Fiber* to;
+  if (next != nullptr) {
+    MarkRunning(w, next);
+    to = &next->fiber;
+  } else {
+    MarkNone(w);
+    to = &w->g0;
+  }
+  if (action == PostAction::kExit) SwitchFiberFinal(&cur->fiber, to);
+  SwitchFiber(&cur->fiber, to);
+  RunPostSwitch(CurrentWorker());
+}
+
+void GoroutineExit(Worker* w, G* g) {
+  if (!g->system) OwnerAdd<int64_t>(w->live, -1);
+  g->status.store(GStatus::kDead, std::memory_order_relaxed);
+  Schedule(w, g, PostAction::kExit);
+  __builtin_unreachable();
+}
+
+void RunPostSwitch(Worker* w) {
+  G* prev = w->prev;
+  if (prev == nullptr) return;
+  w->prev = nullptr;
+  PostAction action = w->action;
+  w->action = PostAction::kNone;
+  switch (action) {
+    case PostAction::kYield:
+      prev->status.store(GStatus::kRunnable, std::memory_order_relaxed);
+      RunqPut(w, prev, false);
+      break;
+    case PostAction::kPark: {
+      auto commit = w->commit;
+      void* arg = w->commit_arg;
+      w->commit = nullptr;
+      if (commit != nullptr && !commit(prev, arg)) {
+        // Park abandoned: runnable again at once, first in line.
+        CountParked(prev->wait_reason.load(std::memory_order_relaxed), -1);
+        prev->wait_reason.store(WaitReason::kNone, std::memory_order_relaxed);
+        prev->status.store(GStatus::kRunnable, std::memory_order_relaxed);
+        RunqPut(w, prev, true);
+      }
+      break;
+    }
+    case PostAction::kExit:
+      FreeG(g_sched.load(std::memory_order_relaxed), w, prev);
+      break;
+    case PostAction::kNone:
+      break;
+  }
+}
+
+// ---- finding work, parking and waking (g0) -----------------------------------------------------
+
+void ResetSpinning(Sched* s, Worker* w) {
+  w->spinning = false;
+  // The last spinning worker found work: there may be more, so let another one look.
+  if (s->nspinning.fetch_sub(1, std::memory_order_acq_rel) == 1) Wakep(s);
+}
+
+G* StealWork(Sched* s, Worker* w) {
+  constexpr int kStealTries = 4;
+  for (int attempt = 0; attempt < kStealTries; ++attempt) {
+    bool last = attempt == kStealTries - 1;
+    uint32_t start = FastRand(w);
+    for (int i = 0; i < s->nworkers; ++i) {
+      Worker* victim = s->workers[(start + i) % s->nworkers].get();
+      if (victim == w) continue;
+      if (s->stopping.load(std::memory_order_relaxed)) return nullptr;
+      // A busy worker may not reach its own due timers soon: fire them here.
+      int64_t when = victim->timer0_when.load(std::memory_order_relaxed);
+      if (when != 0 && when <= Nanotime()) {
+        RunDueTimers(victim, 0);
+        if (G* g = RunqGet(w)) return g;  // a timer readied a goroutine onto our queue
+      }
+      if (G* g = RunqSteal(w, victim, last)) return g;
+    }
+  }
+  return nullptr;
+}
+
+void CheckDead(Sched* s);
+
+G* FindRunnable(Sched* s, Worker* w) {
+  for (;;) {
+    if (s->stopping.load(std::memory_order_relaxed)) return nullptr;
+    if (G* g = FindRunnableFast(s, w)) return g;
+
+    // Steal, as long as not too many others are already at it.
+    if (!w->spinning) {
+      int busy = s->nworkers - s->npidle.load(std::memory_order_relaxed);
+      if (2 * s->nspinning.load(std::memory_order_relaxed) < busy) {
+        w->spinning = true;
+        s->nspinning.fetch_add(1, std::memory_order_acq_rel);
+      }
+    }
+    if (w->spinning) {
+      if (G* g = StealWork(s, w)) return g;
+    }
+
+    // Nothing: park. Recheck the global queue under the lock that Ready's producers take.
+    std::unique_lock<std::mutex> lock(s->lock);
+    if (s->stopping.load(std::memory_order_relaxed)) return nullptr;
+    if (G* g = GlobalRunqGetLocked(s, w, 0)) return g;
+    w->idle = true;
+    w->idle_next = s->idle_workers;
+    s->idle_workers = w;
+    int npidle = s->npidle.fetch_add(1, std::memory_order_acq_rel) + 1;
+    bool was_spinning = w->spinning;
+    w->spinning = false;
+    if (npidle == s->nworkers) CheckDead(s);
+    lock.unlock();
+
+    if (was_spinning) {
+      // Go's "delicate dance": a goroutine made runnable while we were still counted as spinning
+      // did not wake anyone, so look once more before sleeping.
+      s->nspinning.fetch_sub(1, std::memory_order_acq_rel);
+      bool work = s->grunq_size.load(std::memory_order_acquire) > 0;
+      for (int i = 0; i < s->nworkers && !work; ++i) {
+        work = !RunqEmpty(s->workers[i].get());
+      }
+      if (work) {
+        std::lock_guard<std::mutex> relock(s->lock);
+        if (w->idle) {
+          // Still ours to take back: leave the idle list and look again as a spinning worker.
+          Worker** link = &s->idle_workers;
+          while (*link != w) link = &(*link)->idle_next;
+          *link = w->idle_next;
+          w->idle = false;
+          s->npidle.fetch_sub(1, std::memory_order_acq_rel);
+          w->spinning = true;
+          s->nspinning.fetch_add(1, std::memory_order_acq_rel);
+          continue;
+        }
+        // A waker already took us off the list and set spinning: go on as woken.
+        continue;
+      }
+    }
+
+    // Fire whatever timers are due anywhere (their owners may be busy) before sleeping on them.
+    bool fired = false;
+    int64_t now = Nanotime();
+    for (int i = 0; i < s->nworkers; ++i) {
+      Worker* v = s->workers[i].get();
+      int64_t when = v->timer0_when.load(std::memory_order_relaxed);
+      if (when != 0 && when <= now) {
+        RunDueTimers(v, now);
+        fired = true;
+      }
+    }
+    if (!fired) w->parker.Wait(EarliestTimer(s));
+
+    std::lock_guard<std::mutex> relock(s->lock);
+    if (w->idle) {
+      // Woken by a timer deadline or a direct Wake, not by wakep: leave the idle list ourselves.
+      Worker** link = &s->idle_workers;
+      while (*link != w) link = &(*link)->idle_next;
+      *link = w->idle_next;
+      w->idle = false;
+      s->npidle.fetch_sub(1, std::memory_order_acq_rel);
+    }
+  }
+}
+
+void ExecuteFromG0(Worker* w, G* g) {
+  MarkRunning(w, g);
+  SwitchFiber(&w->g0, &g->fiber);
+  RunPostSwitch(w);  // g0 never migrates: still w
+}
+
+void WorkerLoop(Sched* s, Worker* w) {
+  for (;;) {
+    G* g = FindRunnable(s, w);
+    if (g == nullptr) break;
+    if (w->spinning) ResetSpinning(s, w);
+    ExecuteFromG0(w, g);
+  }
+  if (w->spinning) {
+    w->spinning = false;
+    s->nspinning.fetch_sub(1, std::memory_order_acq_rel);
+  }
+}
+
+void* WorkerThread(void* arg) {
+  Worker* w = static_cast<Worker*>(arg);
+  Sched* s = g_sched.load(std::memory_order_acquire);
+  tls_worker = w;
+  w->tid.store(static_cast<pid_t>(syscall(SYS_gettid)), std::memory_order_relaxed);
+  InitThreadFiber(&w->g0);
+  InstallWorkerAltStack();
+  char name[16];
+  std::snprintf(name, sizeof name, "greenline-w%d", w->id);
+  pthread_setname_np(pthread_self(), name);
+  WorkerLoop(s, w);
+  RemoveWorkerAltStack();
+  tls_worker = nullptr;
+  return nullptr;
+}
+
+void CheckDead(Sched* s) {
+  // All workers are idle (we hold s->lock and just made npidle == nworkers): no goroutine is
+  // executing or runnable on a worker, and the counters are stable except for what threads that
+  // are not workers do (the blocking pool, whose goroutines are in a running-class wait).
+  if (s->stopping.load(std::memory_order_relaxed)) return;
+  if (s->grunq_size.load(std::memory_order_relaxed) != 0) return;
+  StateCounts counts = SumStateCounts(s);
+  if (counts.live <= 0 || counts.blocking != counts.live) return;
+  if (PendingTimers() != 0) return;
+  Fatal("all goroutines are asleep - deadlock!");
+}
+
+void DumpOnFatal(int fd) { DumpGoroutines(fd, false); }
+
+}  // namespace
+
+// ---- shared entry points -----------------------------------------------------------------------
+
+__attribute__((noinline)) Worker* CurrentWorker() {
+  // The barrier stops the compiler from reusing a thread-pointer value across calls inlined into
+  // the caller (the function itself is never inlined, and noipa keeps GCC from treating it as
+  // pure across a context switch).
+  asm volatile("" ::: "memory");
+  return tls_worker;
+}
+
+bool RunqEmpty(const Worker* w) {
+  return w->runq_head.load(std::memory_order_acquire) ==
+             w->runq_tail.load(std::memory_order_acquire) &&
+         w->runnext.load(std::memory_order_acquire) == nullptr;
+}
+
+void RunqPut(Worker* w, G* g, bool next) {
+  if (next) {
+    G* old = w->runnext.exchange(g, std::memory_order_acq_rel);
+    if (old == nullptr) return;
+    g = old;  // kick the old runnext to the tail
+  }
+  for (;;) {
+    uint32_t head = w->runq_head.load(std::memory_order_acquire);
+    uint32_t tail = w->runq_tail.load(std::memory_order_relaxed);
+    if (tail - head < kRunQueueSize) {
+      w->runq[tail % kRunQueueSize].store(g, std::memory_order_relaxed);
+      w->runq_tail.store(tail + 1, std::memory_order_release);
+      return;
+    }
+    if (RunqPutSlow(g_sched.load(std::memory_order_relaxed), w, g, head, tail)) return;
+  }
+}
+
+void GlobalRunqPut(Sched* s, G* g) {
+  g->sched_link = nullptr;
+  std::lock_guard<std::mutex> lock(s->lock);
+  if (s->grunq_tail != nullptr) {
+    s->grunq_tail->sched_link = g;
+  } else {
+    s->grunq_head = g;
+  }
+  s->grunq_tail = g;
+  s->grunq_size.fetch_add(1, std::memory_order_relaxed);
+}
+
+void Wakep(Sched* s) {
+  if (s->npidle.load(std::memory_order_acquire) == 0) return;
+  if (s->nspinning.load(std::memory_order_acquire) != 0) return;
+  int zero = 0;
+  if (!s->nspinning.compare_exchange_strong(zero, 1, std::memory_order_acq_rel)) return;
+  Worker* w = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(s->lock);
+    w = s->idle_workers;
+    if (w != nullptr) {
+      s->idle_workers = w->idle_next;
+      w->idle = false;
+      w->spinning = true;  // it starts out counted in nspinning
+      s->npidle.fetch_sub(1, std::memory_order_acq_rel);
+    }
+  }
+  if (w == nullptr) {
+    s->nspinning.fetch_sub(1, std::memory_order_acq_rel);
+    return;
+  }
+  w->parker.Wake();
+}
+
+void CountParked(WaitReason reason, int delta) {
+  int r = static_cast<int>(reason);
+  if (Worker* w = CurrentWorker()) {
+    OwnerAdd<int64_t>(w->parked[r], delta);
+  } else if (Sched* s = g_sched.load(std::memory_order_acquire)) {
+    s->ext_parked[r].fetch_add(delta, std::memory_order_relaxed);
+  }
+}
+
+StateCounts SumStateCounts(const Sched* s) {
+  StateCounts c;
+  c.live = s->ext_live.load(std::memory_order_relaxed);
+  for (int r = 0; r < kNumReasons; ++r) {
+    c.by_reason[r] = s->ext_parked[r].load(std::memory_order_relaxed);
+  }
+  for (const auto& w : s->workers) {
+    c.live += w->live.load(std::memory_order_relaxed);
+    for (int r = 0; r < kNumReasons; ++r) {
+      c.by_reason[r] += w->parked[r].load(std::memory_order_relaxed);
+    }
+  }
+  for (int r = 0; r < kNumReasons; ++r) {
+    if (IsBlocking(static_cast<WaitReason>(r))) c.blocking += c.by_reason[r];
+  }
+  c.running = c.live - c.blocking;
+  return c;
+}
+
+G* CurrentG() {
+  Worker* w = CurrentWorker();
+  return w != nullptr ? w->cur : nullptr;
+}
+
+uint64_t GoroutineIdOf(const G* g) { return g->id; }
+
+bool OnGoroutine() { return CurrentG() != nullptr; }
+
+__attribute__((noinline)) void Park(WaitReason reason, bool (*commit)(G*, void*), void* arg) {
+  Worker* w = CurrentWorker();
+  G* g = w != nullptr ? w->cur : nullptr;
+  if (g == nullptr) Fatal("runtime: Park called outside a goroutine");
+  g->wait_reason.store(reason, std::memory_order_relaxed);
+  g->wait_since.store(Nanotime(), std::memory_order_relaxed);
+  g->status.store(GStatus::kWaiting, std::memory_order_release);
+  if (!g->system) OwnerAdd<int64_t>(w->parked[static_cast<int>(reason)], 1);
+  w->commit = commit;
+  w->commit_arg = arg;
+  Schedule(w, g, PostAction::kPark);
+}
+
+void ParkUnlock(WaitReason reason, SpinLock* lock) {
+  Park(
+      reason,
+      [](G*, void* l) {
+        static_cast<SpinLock*>(l)->unlock();
+        return true;
+      },
+      lock);
+}
+
+void Ready(G* g) {
+  Sched* s = g_sched.load(std::memory_order_acquire);
+  WaitReason reason = g->wait_reason.load(std::memory_order_relaxed);
+  if (g->status.load(std::memory_order_acquire) != GStatus::kWaiting) {
+    Fatalf("runtime: Ready of goroutine %llu, which is not waiting",
+           static_cast<unsigned long long>(g->id));
+  }
+  if (!g->system) CountParked(reason, -1);
+  g->wait_reason.store(WaitReason::kNone, std::memory_order_relaxed);
+  g->status.store(GStatus::kRunnable, std::memory_order_release);
+  Worker* w = CurrentWorker();
+  if (w != nullptr) {
+    RunqPut(w, g, /*next=*/w->cur != nullptr);
+  } else {
+    GlobalRunqPut(s, g);
+  }
+  Wakep(s);
+}
+
+G* PrepareGoroutine(size_t size, size_t align, void** storage, bool system) {
+  Sched* s = g_sched.load(std::memory_order_acquire);
+  if (s == nullptr) Fatal("runtime: Go called with no runtime running");
+  Worker* w = CurrentWorker();
+  G* g = AllocG(s, w);
+  g->system = system;
+  g->started = false;
+  g->id = NewGoid(s, w);
+  auto top = reinterpret_cast<uintptr_t>(g->stack.hi());
+  auto obj = (top - size) & ~(static_cast<uintptr_t>(align) - 1);
+  *storage = reinterpret_cast<void*>(obj);
+  g->callable = *storage;
+  InitFiber(&g->fiber, g->stack.lo, g->stack.size, reinterpret_cast<void*>(obj), &GoroutineMain,
+            g);
+  return g;
+}
+
+uint64_t StartGoroutine(G* g, GoEntry run, GoEntry destroy) {
+  Sched* s = g_sched.load(std::memory_order_acquire);
+  g->run = run;
+  g->destroy = destroy;
+  g->wait_reason.store(WaitReason::kNone, std::memory_order_relaxed);
+  g->status.store(GStatus::kRunnable, std::memory_order_release);
+  uint64_t id = g->id;
+  Worker* w = CurrentWorker();
+  if (w != nullptr) {
+    if (!g->system) OwnerAdd<int64_t>(w->live, 1);
+    RunqPut(w, g, /*next=*/w->cur != nullptr);
+  } else {
+    if (!g->system) s->ext_live.fetch_add(1, std::memory_order_relaxed);
+    GlobalRunqPut(s, g);
+  }
+  Wakep(s);
+  return id;
+}
+
+void AbandonGoroutine(G* g) {
+  Sched* s = g_sched.load(std::memory_order_acquire);
+  g->status.store(GStatus::kIdle, std::memory_order_relaxed);
+  std::lock_guard<std::mutex> lock(s->lock);
+  g->sched_link = s->gfree;
+  s->gfree = g;
+  ++s->ngfree_stacks;
+}
+
+}  // namespace internal
+
+// ---- public API ----------------------------------------------------------------------------------
+
+using internal::g_sched;
+
+__attribute__((noinline)) void Yield() {
+  internal::Worker* w = internal::CurrentWorker();
+  internal::G* g = w != nullptr ? w->cur : nullptr;
+  if (g == nullptr) {
+    sched_yield();
+    return;
+  }
+  if (internal::RunqEmpty(w) && g_sched.load(std::memory_order_relaxed)->grunq_size.load(
+                                    std::memory_order_relaxed) == 0 &&
+      w->timer0_when.load(std::memory_order_relaxed) == 0) {
+    return;  // nothing else could run here: no switch
+  }
+  internal::Schedule(w, g, internal::PostAction::kYield);
+}
+
+uint64_t GoroutineId() {
+  internal::G* g = internal::CurrentG();
+  return g != nullptr ? g->id : 0;
+}
+
+int64_t NumGoroutine() {
+  internal::Sched* s = g_sched.load(std::memory_order_acquire);
+  return s != nullptr ? internal::SumStateCounts(s).live : 0;
+}
+
+StateCounts ReadStateCounts() {
+  internal::Sched* s = g_sched.load(std::memory_order_acquire);
+  return s != nullptr ? internal::SumStateCounts(s) : StateCounts{};
+}
+
+bool RuntimeRunning() { return g_sched.load(std::memory_order_acquire) != nullptr; }
+
+int MaxProcs() {
+  internal::Sched* s = g_sched.load(std::memory_order_acquire);
+  return s != nullptr ? s->nworkers : 0;
+}
+
+uint64_t TotalSwitches() {
+  internal::Sched* s = g_sched.load(std::memory_order_acquire);
+  if (s == nullptr) return 0;
+  uint64_t total = 0;
+  for (const auto& w : s->workers) total += w->schedtick.load(std::memory_order_relaxed);
+  return total;
+}
+
+namespace {
+
+size_t StackSizeFromEnv() {
+  const char* env = std::getenv("GREENLINE_STACK_SIZE");
+  if (env == nullptr || *env == '\0') return 0;
+  char* end = nullptr;
+  unsigned long long v = std::strtoull(env, &end, 10);
+  if (end != nullptr && (*end == 'k' || *end == 'K')) v *= 1024;
+  if (end != nullptr && (*end == 'm' || *end == 'M')) v *= 1024 * 1024;
+  return static_cast<size_t>(v);
+}
+
+void DiscardGoroutines(internal::Sched* s) {
+  // Goroutines still alive are dropped, as a Go program's exit drops them. Callables that never
+  // started are destroyed (they own captured state); started goroutines' frames cannot be unwound
+  // from outside and are simply abandoned.
+  for (internal::G* g : s->all_gs) {
+    GStatus st = g->status.load(std::memory_order_relaxed);
+    if (st != GStatus::kIdle && !g->started && g->destroy != nullptr) g->destroy(g->callable);
+    DestroyFiber(&g->fiber);
+    delete g;
+  }
+  s->all_gs.clear();
+}
+
+}  // namespace
+
+void Run(std::function<void()> main_goroutine, const Options& options) {
+  using internal::Sched;
+  using internal::Worker;
+  if (g_sched.load(std::memory_order_acquire) != nullptr) {
+    Fatal("runtime: Run called while a runtime is already running");
+  }
+  auto sched = std::make_unique<Sched>();
+  Sched* s = sched.get();
+  s->options = options;
+  MaxProcsDecision procs = DecideMaxProcs(options.max_procs);
+  s->nworkers = procs.procs;
+  size_t stack_size = options.stack_size;
+  if (stack_size == 0) stack_size = StackSizeFromEnv();
+  if (stack_size == 0) stack_size = kDefaultStackSize;
+  s->stacks = std::make_unique<StackPool>(stack_size);
+  for (int i = 0; i < s->nworkers; ++i) {
+    auto w = std::make_unique<Worker>();
+    w->id = i;
+    w->rand_state = 0x9E3779B97F4A7C15ull * static_cast<uint64_t>(i + 1);
+    s->workers.push_back(std::move(w));
+  }
+  if (options.log_startup) {
+    Logf(LogLevel::kInfo, "runtime: %d workers (%s), %zu KiB goroutine stacks, guard pages by %s",
+         s->nworkers, procs.source.c_str(), s->stacks->stack_size() / 1024,
+         GuardModeName(s->stacks->guard_mode()));
+  }
+  LoadSymbols();  // now, so the stack-overflow handler never has to
+  g_sched.store(s, std::memory_order_release);
+  SetFatalHook(&internal::DumpOnFatal);
+  internal::InstallSignalHandlers(s);
+
+  // Goroutine 1: the main goroutine, queued before any worker starts.
+  {
+    auto body = [s, fn = std::move(main_goroutine)]() mutable {
+      fn();
+      // As in Go, nothing else runs once main has returned: workers stop at their next switch.
+      s->stopping.store(true, std::memory_order_release);
+      std::lock_guard<std::mutex> lock(s->done_mu);
+      s->main_done = true;
+      s->done_cv.notify_all();
+    };
+    using Body = decltype(body);
+    void* storage = nullptr;
+    internal::G* g = internal::PrepareGoroutine(sizeof(Body), alignof(Body), &storage, false);
+    new (storage) Body(std::move(body));
+    internal::StartGoroutine(
+        g,
+        [](void* p) {
+          Body* b = static_cast<Body*>(p);
+          (*b)();
+          b->~Body();
+        },
+        [](void* p) { static_cast<Body*>(p)->~Body(); });
+  }
+
+  // Workers start with every signal the runtime handles on its own thread blocked.
+  for (auto& w : s->workers) {
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 256 * 1024);
+    if (pthread_create(&w->thread, &attr, &internal::WorkerThread, w.get()) != 0) {
+      Fatal("runtime: cannot create a worker thread");
+    }
+    pthread_attr_destroy(&attr);
+  }
+  internal::StartSignalThread(s);
+  internal::StartMonitor(s);
+
+  {
+    std::unique_lock<std::mutex> lock(s->done_mu);
+    s->done_cv.wait(lock, [s] { return s->main_done; });
+  }
+
+  // Stop: workers finish the goroutine they execute (at its next switch) and leave their loops.
+  s->stopping.store(true, std::memory_order_release);
+  for (auto& w : s->workers) w->parker.Wake();
+  for (auto& w : s->workers) pthread_join(w->thread, nullptr);
+  internal::StopMonitor();
+  internal::StopSignalThread();
+  internal::StopBlockingPool();
+  SetFatalHook(nullptr);
+  internal::ClearTimers(s);
+  g_sched.store(nullptr, std::memory_order_release);
+  DiscardGoroutines(s);
+  sched.reset();
+}
+
+void Main(std::function<void()> main_goroutine, const Options& options) {
+  Run(std::move(main_goroutine), options);
+  std::exit(0);
+}
+
+}  // namespace greenline

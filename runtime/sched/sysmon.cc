@@ -1,0 +1,111 @@
+// The monitor: Go's sysmon for a cooperative runtime.
+//
+// A thread of its own (not a worker) that wakes every 2 ms while any worker is busy, every 10 ms
+// when all are idle, so an idle runtime costs ~100 wakeups a second and no measurable CPU. For each
+// worker it notes when the worker's schedtick last changed; a worker whose tick has not moved for
+// longer than Options::long_run_warning_ns (10 ms) is executing one goroutine that has not
+// yielded. We cannot preempt it (see HACKING.md), so the monitor:
+//   - logs it once per run slice, with the goroutine's id and its backtrace (captured on its
+//     worker by SIGURG), at warn level;
+//   - if that worker has goroutines queued behind it or due timers, wakes an idle worker, which
+//     steals half its queue (and its runnext) and fires its timers. With one worker there is no one
+//     to hand them to: the warning says so.
+#include <condition_variable>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "runtime/base/backtrace.h"
+#include "runtime/base/log.h"
+#include "runtime/sched/internal/sched.h"
+
+namespace greenline::internal {
+namespace {
+
+std::mutex g_mon_mu;
+std::condition_variable g_mon_cv;
+bool g_mon_stop = false;  // guarded by g_mon_mu
+std::thread g_mon_thread;
+
+struct Observation {
+  uint64_t tick = 0;
+  int64_t since = 0;
+  bool reported = false;
+};
+
+void ReportLongRun(Sched* s, Worker* w, uint64_t goid, int64_t ran_ns) {
+  uintptr_t pcs[64];
+  int n = 0;
+  uint64_t captured = 0;
+  std::string trace;
+  if (CaptureRunningBacktrace(w, pcs, &n, &captured, 50'000'000) && captured == goid) {
+    trace = "\n" + FormatBacktrace(pcs, n);
+    if (!trace.empty() && trace.back() == '\n') trace.pop_back();
+  }
+  Logf(LogLevel::kWarn,
+       "runtime: goroutine %llu has run for %lld ms on worker %d without yielding; scheduling is "
+       "cooperative, so %s (call greenline::Yield() in long loops, or use greenline::Blocking() "
+       "for blocking calls)%s",
+       static_cast<unsigned long long>(goid), static_cast<long long>(ran_ns / 1'000'000), w->id,
+       s->nworkers > 1 ? "idle workers are taking the goroutines queued behind it"
+                       : "goroutines queued behind it wait (one worker)",
+       trace.c_str());
+}
+
+void MonitorLoop(Sched* s) {
+  pthread_setname_np(pthread_self(), "greenline-mon");
+  std::vector<Observation> seen(s->nworkers);
+  int64_t threshold = s->options.long_run_warning_ns;
+  std::unique_lock<std::mutex> lock(g_mon_mu);
+  for (;;) {
+    bool all_idle = s->npidle.load(std::memory_order_relaxed) == s->nworkers;
+    g_mon_cv.wait_for(lock, std::chrono::milliseconds(all_idle ? 10 : 2));
+    if (g_mon_stop) return;
+    int64_t now = Nanotime();
+    for (int i = 0; i < s->nworkers; ++i) {
+      Worker* w = s->workers[i].get();
+      Observation& o = seen[i];
+      uint64_t tick = w->schedtick.load(std::memory_order_relaxed);
+      uint64_t goid = w->cur_goid.load(std::memory_order_relaxed);
+      if (goid == 0 || tick != o.tick) {
+        o.tick = tick;
+        o.since = now;
+        o.reported = false;
+        continue;
+      }
+      if (now - o.since < threshold) continue;
+      bool backlog = !RunqEmpty(w) || (w->timer0_when.load(std::memory_order_relaxed) != 0 &&
+                                       w->timer0_when.load(std::memory_order_relaxed) <= now);
+      if (backlog) Wakep(s);
+      if (!o.reported && threshold > 0) {
+        o.reported = true;
+        lock.unlock();
+        ReportLongRun(s, w, goid, now - o.since);
+        lock.lock();
+        if (g_mon_stop) return;
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void StartMonitor(Sched* s) {
+  {
+    std::lock_guard<std::mutex> lock(g_mon_mu);
+    g_mon_stop = false;
+  }
+  g_mon_thread = std::thread(&MonitorLoop, s);
+}
+
+void StopMonitor() {
+  {
+    std::lock_guard<std::mutex> lock(g_mon_mu);
+    g_mon_stop = true;
+  }
+  g_mon_cv.notify_all();
+  if (g_mon_thread.joinable()) g_mon_thread.join();
+}
+
+}  // namespace greenline::internal

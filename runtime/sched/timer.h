@@ -1,0 +1,48 @@
+// Runtime timers: the clock behind Sleep, and later behind After, Ticker and I/O deadlines.
+//
+// Each worker owns a 4-ary min-heap of timers (Go's per-P timer heap), under its own spinlock, so
+// adding, stopping and firing stay O(log n) and mostly uncontended even with a million timers (one
+// idle timeout per connection). A timer is added to the heap of the worker that adds it. A worker
+// fires its due timers each time it schedules; idle workers fire the due timers of busy workers
+// when they look for work to steal; a parked worker sleeps until the earliest timer of all workers.
+// Callbacks run on a worker's scheduling path with no lock held: they must be short and must not
+// park (readying a goroutine is the typical body).
+//
+// For the runtime's own modules (sleep, channels' timers, netpoll deadlines).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+namespace greenline::internal {
+
+struct Worker;
+
+// Monotonic clock in nanoseconds (CLOCK_MONOTONIC).
+int64_t Nanotime();
+
+struct Timer {
+  int64_t when = 0;    // CLOCK_MONOTONIC ns; guarded by the owning heap's lock while in a heap
+  int64_t period = 0;  // > 0: re-armed at when + period after each firing
+  // Called with no lock held, on a worker (or the thread that stops the runtime: never).
+  void (*fn)(Timer* timer, int64_t now) = nullptr;
+  void* arg = nullptr;
+  // The worker whose heap holds this timer, or nullptr when in none. Written under that heap's
+  // lock; read racily (acquire) by StopTimer to find the lock to take.
+  std::atomic<Worker*> heap{nullptr};
+  int32_t index = -1;  // position in the heap; guarded by the heap's lock
+};
+
+// Adds `t` (not in any heap; t->when set) to the calling worker's heap, or to worker 0's from a
+// thread that is not a worker. Requires a running runtime.
+void AddTimer(Timer* t);
+
+// Removes `t` from its heap. True if it was removed before firing; false if it was not in a heap
+// (never added, already fired, or firing right now on another worker: its callback may still be
+// running, so memory it uses must stay valid until the callback is known to be done).
+bool StopTimer(Timer* t);
+
+// Pending timers across all workers (the deadlock detector's "no timer pending" test).
+int64_t PendingTimers();
+
+}  // namespace greenline::internal

@@ -1,0 +1,328 @@
+// Tests for runtime/sched/goroutine.h: spawning (ids, callables of every shape), Yield's fairness,
+// runnext not starving the run queue, Sleep's timing, Blocking keeping its worker free, work
+// spreading across workers, NumGoroutine, and a million goroutines that sleep and exit.
+#include "runtime/sched/goroutine.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <fstream>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "runtime/fiber/stack.h"
+#include "runtime/sched/runtime.h"
+#include "runtime/sync/wait_group.h"
+
+namespace greenline {
+namespace {
+
+using namespace std::chrono_literals;
+
+Options Procs(int n) {
+  Options o;
+  o.max_procs = n;
+  return o;
+}
+
+TEST(GoroutineTest, GoRunsTheCallableWithUniqueIncreasingIds) {
+  std::vector<uint64_t> ids(100);
+  std::vector<uint64_t> returned(100);
+  greenline::Run([&] {
+    WaitGroup wg;
+    for (int i = 0; i < 100; ++i) {
+      wg.Add(1);
+      returned[i] = Go([&, i] {
+        ids[i] = GoroutineId();
+        wg.Done();
+      });
+    }
+    wg.Wait();
+  });
+  std::set<uint64_t> unique(ids.begin(), ids.end());
+  EXPECT_EQ(unique.size(), 100u);
+  EXPECT_EQ(ids, returned);
+  EXPECT_EQ(unique.count(1), 0u);  // 1 is main
+}
+
+TEST(GoroutineTest, MoveOnlyAndLargeCallablesWork) {
+  int got_small = 0, got_big = 0;
+  greenline::Run([&] {
+    WaitGroup wg;
+    wg.Add(2);
+    auto p = std::make_unique<int>(42);
+    Go([&, p = std::move(p)] {
+      got_small = *p;
+      wg.Done();
+    });
+    std::array<int, 4096> big{};  // 16 KiB of captures: boxed on the heap
+    big[4095] = 7;
+    Go([&, big] {
+      got_big = big[4095];
+      wg.Done();
+    });
+    wg.Wait();
+  });
+  EXPECT_EQ(got_small, 42);
+  EXPECT_EQ(got_big, 7);
+}
+
+TEST(GoroutineTest, YieldingLoopDoesNotStarveOthers) {
+  std::atomic<int> done{0};
+  greenline::Run([&] {
+    std::atomic<bool> stop{false};
+    WaitGroup wg;
+    wg.Add(1);
+    Go([&] {
+      while (!stop) Yield();  // a goroutine that yields forever
+      wg.Done();
+    });
+    WaitGroup others;
+    for (int i = 0; i < 100; ++i) {
+      others.Add(1);
+      Go([&] {
+        for (int k = 0; k < 100; ++k) Yield();
+        done.fetch_add(1);
+        others.Done();
+      });
+    }
+    others.Wait();
+    stop = true;
+    wg.Wait();
+  }, Procs(1));
+  EXPECT_EQ(done.load(), 100);
+}
+
+TEST(GoroutineTest, RunnextChainDoesNotStarveTheQueue) {
+  // Each link of the chain spawns the next (which goes to runnext, as in Go) and exits, so the
+  // worker could run the chain forever from runnext. The goroutine waiting in the queue must get
+  // its turn within a bounded number of links, not after the whole chain.
+  constexpr int kLinks = 20000;
+  std::atomic<int> link{0};
+  std::atomic<int> victim_ran_at{-1};
+  greenline::Run([&] {
+    WaitGroup wg;
+    wg.Add(2);
+    Go([&] {
+      victim_ran_at = link.load();
+      wg.Done();
+    });
+    struct Chain {
+      static void Next(std::atomic<int>* link, WaitGroup* wg) {
+        if (link->fetch_add(1) + 1 == kLinks) {
+          wg->Done();
+          return;
+        }
+        Go([link, wg] { Next(link, wg); });
+      }
+    };
+    Go([&] { Chain::Next(&link, &wg); });  // kicks the victim from runnext to the queue
+    wg.Wait();
+  }, Procs(1));
+  ASSERT_GE(victim_ran_at.load(), 0);
+  EXPECT_LT(victim_ran_at.load(), 100) << "the queued goroutine waited for most of the chain";
+}
+
+TEST(GoroutineTest, SleepZeroReturnsAtOnceAndWorksOffRuntime) {
+  auto start = std::chrono::steady_clock::now();
+  Sleep(0ns);
+  Sleep(-5ms);
+  Sleep(2ms);  // not on a goroutine: an ordinary thread sleep
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 2ms);
+}
+
+TEST(GoroutineTest, TimingSleepWakesOnTimeNeverEarly) {
+  std::vector<std::chrono::nanoseconds> late;
+  greenline::Run([&] {
+    for (auto d : {1ms, 5ms, 20ms, 50ms}) {
+      auto start = std::chrono::steady_clock::now();
+      Sleep(d);
+      auto took = std::chrono::steady_clock::now() - start;
+      ASSERT_GE(took, d) << "woke early";
+      late.push_back(took - d);
+    }
+  });
+  for (auto l : late) EXPECT_LT(l, 30ms) << "woke " << l.count() << " ns late";
+}
+
+TEST(GoroutineTest, ManySleepersWakeInOrderOfDeadline) {
+  std::mutex mu;
+  std::vector<int> order;
+  greenline::Run([&] {
+    WaitGroup wg;
+    for (int i = 9; i >= 0; --i) {
+      wg.Add(1);
+      Go([&, i] {
+        Sleep(std::chrono::milliseconds(5 + 15 * i));
+        std::lock_guard<std::mutex> lock(mu);
+        order.push_back(i);
+        wg.Done();
+      });
+    }
+    wg.Wait();
+  }, Procs(1));
+  std::vector<int> expected{0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
+  EXPECT_EQ(order, expected);
+}
+
+TEST(GoroutineTest, BlockingCallKeepsTheWorkerFree) {
+  std::atomic<int> ticks_during_call{0};
+  int result = 0;
+  greenline::Run([&] {
+    std::atomic<bool> in_call{false};
+    WaitGroup wg;
+    wg.Add(1);
+    Go([&] {
+      // On the only worker: it can tick only if the blocking call is not holding that worker.
+      while (!in_call) Yield();
+      while (in_call) {
+        ticks_during_call.fetch_add(1);
+        Sleep(1ms);
+      }
+      wg.Done();
+    });
+    result = Blocking([&] {
+      in_call = true;
+      usleep(200'000);
+      in_call = false;
+      return 42;
+    });
+    wg.Wait();
+  }, Procs(1));
+  EXPECT_EQ(result, 42);
+  EXPECT_GT(ticks_during_call.load(), 10);
+}
+
+TEST(GoroutineTest, BlockingRethrowsAndWorksOutsideGoroutines) {
+  EXPECT_EQ(Blocking([] { return 5; }), 5);
+  bool caught = false;
+  greenline::Run([&] {
+    try {
+      Blocking([]() -> int { throw std::runtime_error("disk on fire"); });
+    } catch (const std::runtime_error& e) {
+      caught = std::string(e.what()) == "disk on fire";
+    }
+  });
+  EXPECT_TRUE(caught);
+}
+
+TEST(GoroutineTest, NumGoroutineCountsLiveUserGoroutines) {
+  int64_t with_sleepers = 0, after = 0;
+  greenline::Run([&] {
+    WaitGroup started, release;
+    release.Add(1);
+    for (int i = 0; i < 10; ++i) {
+      started.Add(1);
+      Go([&] {
+        started.Done();
+        release.Wait();
+      });
+    }
+    started.Wait();
+    with_sleepers = NumGoroutine();
+    release.Done();
+    while (NumGoroutine() > 1) Sleep(1ms);
+    after = NumGoroutine();
+  });
+  EXPECT_EQ(with_sleepers, 11);
+  EXPECT_EQ(after, 1);
+  EXPECT_EQ(NumGoroutine(), 0);
+}
+
+TEST(GoroutineStressTest, WorkSpreadsAcrossWorkers) {
+  // Goroutines all spawned on one worker's queue must end up running on both: idle workers steal.
+  std::mutex mu;
+  std::set<pid_t> threads;
+  greenline::Run([&] {
+    WaitGroup wg;
+    for (int i = 0; i < 64; ++i) {
+      wg.Add(1);
+      Go([&] {
+        for (int k = 0; k < 50; ++k) {
+          auto end = std::chrono::steady_clock::now() + 20us;
+          while (std::chrono::steady_clock::now() < end) {
+          }
+          {
+            std::lock_guard<std::mutex> lock(mu);
+            threads.insert(gettid());
+          }
+          Yield();
+        }
+        wg.Done();
+      });
+    }
+    wg.Wait();
+  }, Procs(2));
+  EXPECT_EQ(threads.size(), 2u);
+}
+
+int64_t StatusKiB(const char* key) {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.rfind(key, 0) == 0) return std::stoll(line.substr(std::string(key).size()));
+  }
+  return -1;
+}
+
+int64_t MappingCount() {
+  std::ifstream f("/proc/self/maps");
+  std::string line;
+  int64_t n = 0;
+  while (std::getline(f, line)) ++n;
+  return n;
+}
+
+TEST(GoroutineTest, MillionGoroutinesSleepThenExit) {
+  constexpr int kGoroutines = 1'000'000;
+  std::atomic<int> finished{0};
+  int64_t maps_before = MappingCount(), maps_peak = 0;
+  int64_t live_peak = 0;
+  auto start = std::chrono::steady_clock::now();
+  Options o;
+  o.stack_size = 16 * 1024;
+  greenline::Run([&] {
+    std::atomic<bool> all_spawned{false};
+    WaitGroup wg;
+    wg.Add(kGoroutines);
+    for (int i = 0; i < kGoroutines; ++i) {
+      Go([&] {
+        // Sleep at least once, and until every goroutine exists: all million are alive at once.
+        do {
+          Sleep(100ms);
+        } while (!all_spawned.load(std::memory_order_relaxed));
+        finished.fetch_add(1, std::memory_order_relaxed);
+        wg.Done();
+      });
+      if (i % 4096 == 0) Yield();
+    }
+    live_peak = NumGoroutine();
+    all_spawned = true;
+    maps_peak = MappingCount();
+    wg.Wait();
+  }, o);
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  int64_t hwm_kib = StatusKiB("VmHWM:");
+  EXPECT_EQ(finished.load(), kGoroutines);
+  std::printf("[ million ] %d goroutines in %.2f s; peak RSS %lld MiB (%.1f KiB per goroutine); "
+              "mappings %lld -> %lld; peak live %lld\n",
+              kGoroutines, seconds, static_cast<long long>(hwm_kib / 1024),
+              static_cast<double>(hwm_kib) / kGoroutines, static_cast<long long>(maps_before),
+              static_cast<long long>(maps_peak), static_cast<long long>(live_peak));
+  RecordProperty("peak_rss_kib", static_cast<int>(hwm_kib));
+  RecordProperty("mappings_peak", static_cast<int>(maps_peak));
+  if (StackPool::KernelHasMadviseGuard()) {
+    EXPECT_LT(maps_peak - maps_before, 2000) << "guarded stacks should not split mappings";
+  }
+  EXPECT_LT(hwm_kib / kGoroutines, 16) << "more than 16 KiB of RSS per sleeping goroutine";
+}
+
+}  // namespace
+}  // namespace greenline

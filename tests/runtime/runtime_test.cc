@@ -1,0 +1,266 @@
+// Tests for runtime/sched/runtime.h: starting and stopping the runtime (Run, Main), how many workers
+// it starts, what ends the process and how (exit 2 for panics and stack overflows, as Go), the idle
+// cost, and the monitor's handling of a goroutine that does not yield.
+#include "runtime/sched/runtime.h"
+
+#include <gtest/gtest.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "runtime/base/log.h"
+#include "runtime/sched/goroutine.h"
+#include "runtime/sched/internal/sched.h"
+#include "runtime/sync/wait_group.h"
+#include "tests/util/child_process.h"
+
+namespace greenline {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::RunInChild;
+
+Options Procs(int n) {
+  Options o;
+  o.max_procs = n;
+  return o;
+}
+
+TEST(RunTest, MainGoroutineIsGoroutineOne) {
+  uint64_t id = 0;
+  greenline::Run([&] { id = GoroutineId(); });
+  EXPECT_EQ(id, 1u);
+  EXPECT_EQ(GoroutineId(), 0u);  // the test thread is not a goroutine
+}
+
+TEST(RunTest, RunningOnlyBetweenStartAndStop) {
+  EXPECT_FALSE(RuntimeRunning());
+  bool inside = false;
+  int procs = 0;
+  greenline::Run([&] {
+    inside = RuntimeRunning();
+    procs = MaxProcs();
+  }, Procs(3));
+  EXPECT_TRUE(inside);
+  EXPECT_EQ(procs, 3);
+  EXPECT_FALSE(RuntimeRunning());
+  EXPECT_EQ(MaxProcs(), 0);
+}
+
+TEST(RunTest, GomaxprocsEnvironmentVariableIsHonoured) {
+  setenv("GOMAXPROCS", "3", 1);
+  int procs = 0;
+  greenline::Run([&] { procs = MaxProcs(); });
+  unsetenv("GOMAXPROCS");
+  EXPECT_EQ(procs, 3);
+}
+
+TEST(RunTest, ReturnsWhenMainReturnsAndAbandonsTheRest) {
+  auto start = std::chrono::steady_clock::now();
+  std::atomic<bool> started{false};
+  greenline::Run([&] {
+    Go([&] {
+      started = true;
+      Sleep(1h);
+    });
+    while (!started) Yield();
+  });
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
+}
+
+TEST(RunTest, RestartsCleanlyManyTimes) {
+  for (int i = 0; i < 30; ++i) {
+    std::atomic<int> ran{0};
+    greenline::Run([&] {
+      WaitGroup wg;
+      for (int j = 0; j < 100; ++j) {
+        wg.Add(1);
+        Go([&] {
+          ran.fetch_add(1);
+          wg.Done();
+        });
+      }
+      wg.Wait();
+    }, Procs(1 + i % 3));
+    ASSERT_EQ(ran.load(), 100) << "round " << i;
+  }
+}
+
+TEST(RunTest, UnstartedGoroutinesAreDestroyedAtStop) {
+  auto token = std::make_shared<int>(7);
+  std::weak_ptr<int> weak = token;
+  greenline::Run([&] {
+    // Queued behind main on a one-worker runtime, never run: main returns first.
+    Go([t = std::move(token)] { Sleep(1h); });
+  }, Procs(1));
+  EXPECT_TRUE(weak.expired());
+}
+
+TEST(RunTest, MainExitsTheProcessWithStatusZero) {
+  auto r = RunInChild([] { Main([] { Sleep(1ms); }); });
+  ASSERT_TRUE(r.exited) << r.output;
+  EXPECT_EQ(r.exit_code, 0);
+}
+
+TEST(RunTest, ExceptionEscapingAGoroutineIsAPanicExitTwo) {
+  auto r = RunInChild([] {
+    greenline::Run([] {
+      Go([] { throw std::runtime_error("boom"); });
+      Sleep(10s);
+    });
+  });
+  ASSERT_TRUE(r.exited) << r.output;
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.output.find("panic: boom"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("[running]"), std::string::npos) << r.output;
+}
+
+__attribute__((noinline)) int Recurse(int depth) {
+  volatile char frame[512];
+  frame[0] = static_cast<char>(depth);
+  return Recurse(depth + 1) + frame[0];
+}
+
+void ExpectStackOverflowReport(const char* guard_mode) {
+  if (testing::UnderQemu()) GTEST_SKIP() << "qemu-user does not fault on guard pages";
+  auto r = RunInChild([guard_mode] {
+    if (guard_mode != nullptr) setenv("GREENLINE_STACK_GUARD", guard_mode, 1);
+    greenline::Run([] {
+      WaitGroup wg;
+      wg.Add(1);
+      Go([&] {
+        Recurse(0);
+        wg.Done();
+      });
+      wg.Wait();
+    });
+  });
+  ASSERT_TRUE(r.exited) << "signal " << r.signal << "\n" << r.output;
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.output.find("goroutine 2: stack overflow"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("Recurse"), std::string::npos) << "backtrace names the function\n"
+                                                         << r.output;
+}
+
+TEST(RunTest, StackOverflowIsReportedExitTwo) { ExpectStackOverflowReport(nullptr); }
+
+TEST(RunTest, StackOverflowIsReportedWithMprotectGuards) { ExpectStackOverflowReport("mprotect"); }
+
+double ProcessCpuSeconds() {
+  timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+TEST(RunTest, TimingIdleRuntimeUsesNoCpu) {
+  double cpu = 0;
+  greenline::Run([&] {
+    // Goroutines asleep, workers parked: the process should sleep too.
+    for (int i = 0; i < 1000; ++i) Go([] { Sleep(10s); });
+    Sleep(100ms);
+    double before = ProcessCpuSeconds();
+    Sleep(1s);
+    cpu = ProcessCpuSeconds() - before;
+  }, Procs(2));
+  RecordProperty("idle_cpu_ms", static_cast<int>(cpu * 1000));
+  EXPECT_LT(cpu, 0.05) << "an idle runtime burnt " << cpu * 1000 << " ms of CPU in 1 s";
+}
+
+std::mutex g_log_mu;
+std::vector<std::string> g_log_lines;
+
+void CaptureSink(LogLevel, std::string_view line) {
+  std::lock_guard<std::mutex> lock(g_log_mu);
+  g_log_lines.emplace_back(line);
+}
+
+TEST(RunTest, TimingGoroutineThatDoesNotYieldIsReportedOnce) {
+  {
+    std::lock_guard<std::mutex> lock(g_log_mu);
+    g_log_lines.clear();
+  }
+  LogSink old = SetLogSink(&CaptureSink);
+  uint64_t spinner = 0;
+  greenline::Run([&] {
+    WaitGroup wg;
+    wg.Add(1);
+    spinner = Go([&] {
+      auto end = std::chrono::steady_clock::now() + 100ms;
+      while (std::chrono::steady_clock::now() < end) {
+      }
+      wg.Done();
+    });
+    wg.Wait();
+  }, Procs(2));
+  SetLogSink(old);
+  std::lock_guard<std::mutex> lock(g_log_mu);
+  int reports = 0;
+  std::string needle = "goroutine " + std::to_string(spinner) + " has run for";
+  for (const auto& line : g_log_lines) reports += line.find(needle) != std::string::npos;
+  EXPECT_EQ(reports, 1);
+}
+
+TEST(RunTest, TimingQueueBehindAStuckGoroutineKeepsMoving) {
+  // The spinner queues goroutines on its own worker, then never yields. They must run anyway: an
+  // idle worker steals them (woken at once by wakep, or by the monitor).
+  std::atomic<int> ran{0};
+  bool all_ran = false;
+  greenline::Run([&] {
+    WaitGroup wg;
+    wg.Add(1);
+    Go([&] {
+      for (int i = 0; i < 10; ++i) Go([&] { ran.fetch_add(1); });
+      auto end = std::chrono::steady_clock::now() + 3s;
+      while (ran.load() < 10 && std::chrono::steady_clock::now() < end) {
+      }
+      all_ran = ran.load() == 10;
+      wg.Done();
+    });
+    wg.Wait();
+  }, Procs(2));
+  EXPECT_TRUE(all_ran) << ran.load() << " of 10 ran while their worker was stuck";
+}
+
+TEST(RunStressTest, MigratingGoroutinesSeeTheirTrueWorker) {
+  // A goroutine resumes on whichever worker picked it. CurrentWorker() must name the thread it is
+  // really on after every switch, even in an optimised, LTO build where a TLS address could be
+  // cached across the switch.
+  std::atomic<int> mismatches{0};
+  std::atomic<int> migrated{0};
+  greenline::Run([&] {
+    WaitGroup wg;
+    for (int i = 0; i < 64; ++i) {
+      wg.Add(1);
+      Go([&] {
+        int first = -1;
+        bool moved = false;
+        for (int k = 0; k < 2000; ++k) {
+          if (k % 7 == 0) {
+            Sleep(std::chrono::microseconds(10));
+          } else {
+            Yield();
+          }
+          internal::Worker* w = internal::CurrentWorker();
+          if (w->tid.load() != static_cast<pid_t>(gettid())) mismatches.fetch_add(1);
+          if (first < 0) first = w->id;
+          moved |= w->id != first;
+        }
+        migrated.fetch_add(moved);
+        wg.Done();
+      });
+    }
+    wg.Wait();
+  }, Procs(2));
+  EXPECT_EQ(mismatches.load(), 0);
+  EXPECT_GT(migrated.load(), 0) << "no goroutine ever moved: the test did not test migration";
+}
+
+}  // namespace
+}  // namespace greenline

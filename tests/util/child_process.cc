@@ -1,0 +1,66 @@
+#include "tests/util/child_process.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cstdlib>
+
+namespace greenline::testing {
+
+ChildResult RunInChild(const std::function<void()>& body, int timeout_seconds) {
+  ChildResult result;
+  int fds[2];
+  if (pipe(fds) != 0) return result;
+  fflush(stdout);
+  fflush(stderr);
+  pid_t pid = fork();
+  if (pid == 0) {
+    close(fds[0]);
+    dup2(fds[1], STDOUT_FILENO);
+    dup2(fds[1], STDERR_FILENO);
+    close(fds[1]);
+    body();
+    fflush(stdout);
+    fflush(stderr);
+    _exit(0);
+  }
+  close(fds[1]);
+  timespec start;
+  clock_gettime(CLOCK_MONOTONIC, &start);
+  char buf[4096];
+  for (;;) {
+    timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    long elapsed_ms = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
+    long left_ms = timeout_seconds * 1000L - elapsed_ms;
+    if (left_ms <= 0) {
+      result.timed_out = true;
+      kill(pid, SIGKILL);
+      break;
+    }
+    pollfd pfd{fds[0], POLLIN, 0};
+    int ready = poll(&pfd, 1, static_cast<int>(left_ms));
+    if (ready <= 0) continue;
+    ssize_t n = read(fds[0], buf, sizeof buf);
+    if (n <= 0) break;
+    result.output.append(buf, static_cast<size_t>(n));
+  }
+  close(fds[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  if (WIFEXITED(status)) {
+    result.exited = true;
+    result.exit_code = WEXITSTATUS(status);
+  } else if (WIFSIGNALED(status)) {
+    result.signal = WTERMSIG(status);
+  }
+  return result;
+}
+
+bool UnderQemu() { return std::getenv("GREENLINE_UNDER_QEMU") != nullptr; }
+
+}  // namespace greenline::testing
