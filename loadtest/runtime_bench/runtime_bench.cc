@@ -47,11 +47,16 @@ namespace {
 // N for BM_SpawnJoin (README.md says why it is fixed); 0: Google Benchmark picks N by time.
 int64_t g_spawn_join_n = 100'000;
 
-// Runs `body(n)` once inside the timed region, n = the iteration count chosen for this run.
+// Runs `body(n)` once inside the timed region, n = the iteration count chosen for this run, and
+// reports the goroutine switches it made per unit (TotalSwitches(): goroutines the worker resumed)
+// as the counter switches_per_op, a check that the unit is what README.md says it is.
 template <class Body>
 void RunN(benchmark::State& state, Body body) {
   const int64_t n = state.max_iterations;
+  const uint64_t switches_before = greenline::TotalSwitches();
   while (state.KeepRunningBatch(n)) body(n);
+  state.counters["switches_per_op"] =
+      static_cast<double>(greenline::TotalSwitches() - switches_before) / static_cast<double>(n);
 }
 
 void BM_YieldPingPong(benchmark::State& state) {
@@ -124,7 +129,7 @@ int main(int argc, char** argv) {
   RegisterAll();
   benchmark::AddCustomContext("greenline_max_procs", "1");
   greenline::Options options;
-  options.max_procs = 1;                           // Go's GOMAXPROCS=1
+  options.max_procs = 1;                            // Go's GOMAXPROCS=1
   options.long_run_warning_ns = 3'600'000'000'000;  // see the essay: the harness runs long
   greenline::Run([] { benchmark::RunSpecifiedBenchmarks(); }, options);
   benchmark::Shutdown();

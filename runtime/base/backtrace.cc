@@ -30,7 +30,10 @@ __attribute__((no_sanitize("address", "thread", "undefined"))) int WalkFramePoin
   if (max <= 0) return 0;
   if (pc != 0) pcs[n++] = pc;
   while (n < max) {
-    if (fp < lo || fp + 2 * sizeof(uintptr_t) > hi || fp % sizeof(uintptr_t) != 0) break;
+    // Written so that nothing wraps: fp near the top of the address space must not pass.
+    if (fp < lo || fp > hi || hi - fp < 2 * sizeof(uintptr_t) || fp % sizeof(uintptr_t) != 0) {
+      break;
+    }
     const volatile uintptr_t* record = reinterpret_cast<const volatile uintptr_t*>(fp);
     uintptr_t next = record[0];
     uintptr_t ret = record[1];

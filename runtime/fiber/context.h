@@ -66,14 +66,17 @@ static_assert(offsetof(Context, fpcr) == GL_CTX_FPCR);
 static_assert(sizeof(Context) == GL_CTX_SIZE);
 
 extern "C" {
-// Saves the running context into *from and resumes *to. Returns when something switches back to
-// *from. Implemented in context_<arch>.S.
-void gl_context_switch(Context* from, const Context* to);
+// Saves the running context into *from and resumes *to, handing it `transfer`. Returns when
+// something switches back to *from, with the `transfer` that switcher passed (the scheduler passes
+// its worker, so a resumed goroutine learns where it now runs without reading thread-local
+// storage). Implemented in context_<arch>.S.
+void* gl_context_switch(Context* from, const Context* to, void* transfer = nullptr);
 // First instruction of every new context; see InitContext.
 void gl_context_entry();
 }
 
 // Prepares *ctx so that switching to it calls entry(arg) on the stack whose highest address is
+// (the switch's `transfer` arrives as a second argument, for entry functions that take one)
 // `stack_top` (exclusive; aligned down to 16 bytes here). `entry` must never return: it ends by
 // switching away for good. The new context starts with the default floating-point environment
 // (round to nearest, exceptions masked), as a new thread does.

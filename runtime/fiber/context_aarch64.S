@@ -1,9 +1,10 @@
 /* The aarch64 context switch: see fiber/context.h for the contract.
  *
- * gl_context_switch(Context* from /x0/, const Context* to /x1/) saves x19-x28, the frame record
- * (x29, x30), sp, d8-d15 and fpcr into *from, loads *to and returns through the loaded x30: for a
- * suspended context that is the instruction after its own gl_context_switch call; for a new one it
- * is gl_context_entry.
+ * gl_context_switch(Context* from /x0/, const Context* to /x1/, void* transfer /x2/) saves
+ * x19-x28, the frame record (x29, x30), sp, d8-d15 and fpcr into *from, loads *to and returns
+ * through the loaded x30 with `transfer` in x0: for a suspended context that is the return of its
+ * own gl_context_switch call; for a new one it is gl_context_entry, which passes it on as the entry
+ * function's second argument.
  *
  * gl_context_entry starts a new context: x19 holds the entry function, x20 its argument. x29 is
  * zeroed so frame-record walks stop here, and the CFI marks x30 undefined so unwinders stop too.
@@ -43,8 +44,14 @@ gl_context_switch:
   ldp d10, d11, [x1, #GL_CTX_D10]
   ldp d12, d13, [x1, #GL_CTX_D12]
   ldp d14, d15, [x1, #GL_CTX_D14]
+  /* Writing fpcr can stall the FP pipeline; switches almost always go between equal values. */
   ldr x9, [x1, #GL_CTX_FPCR]
+  ldr x10, [x0, #GL_CTX_FPCR]
+  cmp x9, x10
+  b.eq 1f
   msr fpcr, x9
+1:
+  mov x0, x2
   ret
   .cfi_endproc
   .size gl_context_switch, .-gl_context_switch
@@ -56,6 +63,7 @@ gl_context_entry:
   .cfi_startproc
   .cfi_undefined x30
   mov x29, #0
+  mov x1, x0
   mov x0, x20
   blr x19
   brk #0

@@ -63,20 +63,21 @@ void InitThreadFiber(Fiber* f) {
 #endif
 }
 
-void SwitchFiber(Fiber* from, Fiber* to) {
+void* SwitchFiber(Fiber* from, Fiber* to, void* transfer) {
 #if defined(GREENLINE_ASAN)
   __sanitizer_start_switch_fiber(&from->asan_fake_stack, to->stack_lo, to->stack_size);
 #endif
 #if defined(GREENLINE_TSAN)
   __tsan_switch_to_fiber(to->tsan_fiber, 0);
 #endif
-  gl_context_switch(&from->ctx, &to->ctx);
+  void* received = gl_context_switch(&from->ctx, &to->ctx, transfer);
 #if defined(GREENLINE_ASAN)
   __sanitizer_finish_switch_fiber(from->asan_fake_stack, nullptr, nullptr);
 #endif
+  return received;
 }
 
-void SwitchFiberFinal(Fiber* from, Fiber* to) {
+void SwitchFiberFinal(Fiber* from, Fiber* to, void* transfer) {
 #if defined(GREENLINE_ASAN)
   // No slot for the fake stack: ASan frees it, as this fiber never resumes.
   __sanitizer_start_switch_fiber(nullptr, to->stack_lo, to->stack_size);
@@ -84,7 +85,7 @@ void SwitchFiberFinal(Fiber* from, Fiber* to) {
 #if defined(GREENLINE_TSAN)
   __tsan_switch_to_fiber(to->tsan_fiber, 0);
 #endif
-  gl_context_switch(&from->ctx, &to->ctx);
+  gl_context_switch(&from->ctx, &to->ctx, transfer);
   Fatal("runtime: a finished fiber was resumed");
 }
 

@@ -37,12 +37,13 @@ void InitFiber(Fiber* f, void* stack_lo, size_t stack_size, void* top, void (*en
 // so goroutines can switch back to it.
 void InitThreadFiber(Fiber* f);
 
-// Switches from the running fiber `from` to `to`. Returns when something switches back to `from`.
-void SwitchFiber(Fiber* from, Fiber* to);
+// Switches from the running fiber `from` to `to`, handing it `transfer`. Returns when something
+// switches back to `from`, with the value that switcher handed over.
+void* SwitchFiber(Fiber* from, Fiber* to, void* transfer = nullptr);
 
 // Switches away from `from` for the last time (it is finished; its stack may be reused once the
 // switch is complete). Never returns.
-[[noreturn]] void SwitchFiberFinal(Fiber* from, Fiber* to);
+[[noreturn]] void SwitchFiberFinal(Fiber* from, Fiber* to, void* transfer = nullptr);
 
 // Must be the first call in a new fiber's entry function: completes the switch into it.
 void FiberEntered();

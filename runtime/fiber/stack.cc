@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "runtime/base/log.h"
+#include "runtime/fiber/fiber.h"
 
 #ifndef MADV_GUARD_INSTALL
 #define MADV_GUARD_INSTALL 102
@@ -76,7 +77,12 @@ StackPool::StackPool(size_t stack_size, GuardMode mode)
       mode_(ResolveMode(mode)) {}
 
 StackPool::~StackPool() {
-  for (char* chunk : chunks_) munmap(chunk, slots_per_chunk_ * slot_size_);
+  for (char* chunk : chunks_) {
+    // ASan keeps the poison of unmapped memory: clear what finished goroutines left behind, or a
+    // later mapping at this address would inherit it.
+    UnpoisonStack(chunk, slots_per_chunk_ * slot_size_);
+    munmap(chunk, slots_per_chunk_ * slot_size_);
+  }
 }
 
 GuardMode StackPool::guard_mode() const {
@@ -103,6 +109,9 @@ bool StackPool::NewChunk() {
          std::strerror(errno));
     return false;
   }
+  // No transparent huge pages: a 2 MiB page behind one stack's top page would commit the stacks
+  // of 30 neighbours and defeat lazy commit.
+  madvise(p, bytes, MADV_NOHUGEPAGE);
   chunks_.push_back(static_cast<char*>(p));
   bump_ = static_cast<char*>(p);
   bump_left_ = slots_per_chunk_;
@@ -156,7 +165,9 @@ bool StackPool::Allocate(Stack* stack) {
 }
 
 void StackPool::Release(const Stack& stack) {
-  // Give the pages back; the guard (a page-table marker or a PROT_NONE page) stays in place.
+  // Give the pages back; the guard (a page-table marker or a PROT_NONE page) stays in place. A
+  // finished goroutine's last frames leave ASan poison behind: clear it for the next owner.
+  UnpoisonStack(stack.lo, stack.size);
   madvise(stack.lo, stack.size, MADV_DONTNEED);
   std::lock_guard<std::mutex> lock(mu_);
   free_.push_back(stack);

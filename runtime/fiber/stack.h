@@ -13,8 +13,10 @@
 // logged at start-up. When mprotect fails for lack of mappings (ENOMEM), the pool logs it once and
 // hands out unguarded stacks, each with a canary word at its lowest address that the scheduler
 // checks whenever the goroutine switches out: an overflow is then still reported (a little late),
-// never silent. qemu-user accepts MADV_GUARD_INSTALL but guards nothing, so the probe checks that
-// a guard really faults (the kernel's read of it must fail with EFAULT) before trusting it.
+// never silent. Some qemu-user versions accept MADV_GUARD_INSTALL and guard nothing (others
+// reject it), so the probe checks that a guard really faults (the kernel's read of it must fail
+// with EFAULT) before trusting it. Chunks are MADV_NOHUGEPAGE: a transparent huge page would
+// commit 2 MiB behind a single touched stack page.
 //
 // Reuse. Stacks are kept with their goroutine's G when it exits (sched/internal/g.h) and reused
 // without a system call; only stacks the scheduler trims go back here, with their pages returned

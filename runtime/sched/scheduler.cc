@@ -240,15 +240,27 @@ uint64_t NewGoid(Sched* s, Worker* w) {
   return w->goid_next++;
 }
 
+// Pops a free G from the global lists, preferring one that still has its stack; requires s->lock.
+G* PopGlobalFreeLocked(Sched* s) {
+  G* g = s->gfree_stack;
+  if (g != nullptr) {
+    s->gfree_stack = g->sched_link;
+    --s->ngfree_stacks;
+  } else if ((g = s->gfree_nostack) != nullptr) {
+    s->gfree_nostack = g->sched_link;
+  }
+  if (g != nullptr) s->ngfree.fetch_sub(1, std::memory_order_relaxed);
+  return g;
+}
+
 G* AllocG(Sched* s, Worker* w) {
   G* g = nullptr;
-  if (w != nullptr && w->gfree == nullptr && s->gfree != nullptr) {
-    // Refill the local cache with a batch from the global list.
+  if (w != nullptr && w->gfree == nullptr && s->ngfree.load(std::memory_order_relaxed) > 0) {
+    // Refill the local cache with a batch from the global lists.
     std::lock_guard<std::mutex> lock(s->lock);
-    while (w->ngfree < kMaxLocalFreeGs / 2 && s->gfree != nullptr) {
-      G* f = s->gfree;
-      s->gfree = f->sched_link;
-      if (f->stack.lo != nullptr) --s->ngfree_stacks;
+    while (w->ngfree < kMaxLocalFreeGs / 2) {
+      G* f = PopGlobalFreeLocked(s);
+      if (f == nullptr) break;
       f->sched_link = w->gfree;
       w->gfree = f;
       ++w->ngfree;
@@ -258,13 +270,9 @@ G* AllocG(Sched* s, Worker* w) {
     g = w->gfree;
     w->gfree = g->sched_link;
     --w->ngfree;
-  } else if (w == nullptr && s->gfree != nullptr) {
+  } else if (w == nullptr) {
     std::lock_guard<std::mutex> lock(s->lock);
-    if (s->gfree != nullptr) {
-      g = s->gfree;
-      s->gfree = g->sched_link;
-      if (g->stack.lo != nullptr) --s->ngfree_stacks;
-    }
+    g = PopGlobalFreeLocked(s);
   }
   if (g == nullptr) {
     g = new G;
@@ -290,20 +298,22 @@ void FreeG(Sched* s, Worker* w, G* g) {
   g->sched_link = w->gfree;
   w->gfree = g;
   if (++w->ngfree < kMaxLocalFreeGs) return;
-  // Move half to the global list; past kMaxPooledStacks, their stacks go back to the pool.
+  // Move half to the global list, stacks and all: giving pages back is the monitor's job
+  // (ScavengeStacks), off this path, so a burst of exits costs no system call.
   std::lock_guard<std::mutex> lock(s->lock);
   while (w->ngfree > kMaxLocalFreeGs / 2) {
     G* f = w->gfree;
     w->gfree = f->sched_link;
     --w->ngfree;
-    if (s->ngfree_stacks >= kMaxPooledStacks) {
-      s->stacks->Release(f->stack);
-      f->stack = Stack{};
-    } else {
+    if (f->stack.lo != nullptr) {
+      f->sched_link = s->gfree_stack;
+      s->gfree_stack = f;
       ++s->ngfree_stacks;
+    } else {
+      f->sched_link = s->gfree_nostack;
+      s->gfree_nostack = f;
     }
-    f->sched_link = s->gfree;
-    s->gfree = f;
+    s->ngfree.fetch_add(1, std::memory_order_relaxed);
   }
 }
 
@@ -373,9 +383,12 @@ void Schedule(Worker* w, G* cur, PostAction action) {
     Fatalf("goroutine %llu: stack overflow (canary overwritten; this stack had no guard page)",
            static_cast<unsigned long long>(cur->id));
   }
+  G* next = s->stopping.load(std::memory_order_relaxed) ? nullptr : FindRunnableFast(s, w);
+  if (next == nullptr && action == PostAction::kYield && !s->stopping.load(std::memory_order_relaxed)) {
+    return;  // nothing else is runnable here: a yield is a no-op, not a trip through g0
+  }
   w->prev = cur;
   w->action = action;
-  G* next = s->stopping.load(std::memory_order_relaxed) ? nullptr : FindRunnableFast(s, w);
   Fiber* to;
   if (next != nullptr) {
     MarkRunning(w, next);
@@ -384,9 +397,9 @@ void Schedule(Worker* w, G* cur, PostAction action) {
     MarkNone(w);
     to = &w->g0;
   }
-  if (action == PostAction::kExit) SwitchFiberFinal(&cur->fiber, to);
-  SwitchFiber(&cur->fiber, to);
-  RunPostSwitch(CurrentWorker());
+  if (action == PostAction::kExit) SwitchFiberFinal(&cur->fiber, to, w);
+  // Whoever resumes us hands over its worker: where we run now (maybe not `w`).
+  RunPostSwitch(static_cast<Worker*>(SwitchFiber(&cur->fiber, to, w)));
 }
 
 void GoroutineExit(Worker* w, G* g) {
@@ -542,7 +555,7 @@ G* FindRunnable(Sched* s, Worker* w) {
 
 void ExecuteFromG0(Worker* w, G* g) {
   MarkRunning(w, g);
-  SwitchFiber(&w->g0, &g->fiber);
+  SwitchFiber(&w->g0, &g->fiber, w);
   RunPostSwitch(w);  // g0 never migrates: still w
 }
 
@@ -779,9 +792,43 @@ void AbandonGoroutine(G* g) {
   Sched* s = g_sched.load(std::memory_order_acquire);
   g->status.store(GStatus::kIdle, std::memory_order_relaxed);
   std::lock_guard<std::mutex> lock(s->lock);
-  g->sched_link = s->gfree;
-  s->gfree = g;
+  g->sched_link = s->gfree_stack;
+  s->gfree_stack = g;
   ++s->ngfree_stacks;
+  s->ngfree.fetch_add(1, std::memory_order_relaxed);
+}
+
+int64_t ScavengeStacks(Sched* s, int64_t max_release) {
+  // Detach a batch of free Gs beyond the pool bound, give their stacks' pages back without the
+  // lock held, then file the Gs as stackless.
+  G* batch = nullptr;
+  int64_t n = 0;
+  {
+    std::lock_guard<std::mutex> lock(s->lock);
+    int64_t excess = s->ngfree_stacks - kMaxPooledStacks;
+    if (excess <= 0) return 0;
+    int64_t want = std::min(max_release, (excess + 1) / 2);
+    while (n < want && s->gfree_stack != nullptr) {
+      G* g = s->gfree_stack;
+      s->gfree_stack = g->sched_link;
+      g->sched_link = batch;
+      batch = g;
+      ++n;
+    }
+    s->ngfree_stacks -= n;
+  }
+  G* tail = batch;
+  for (G* g = batch; g != nullptr; g = g->sched_link) {
+    s->stacks->Release(g->stack);
+    g->stack = Stack{};
+    tail = g;
+  }
+  if (batch != nullptr) {
+    std::lock_guard<std::mutex> lock(s->lock);
+    tail->sched_link = s->gfree_nostack;
+    s->gfree_nostack = batch;
+  }
+  return n;
 }
 
 }  // namespace internal
@@ -790,17 +837,12 @@ void AbandonGoroutine(G* g) {
 
 using internal::g_sched;
 
-__attribute__((noinline)) void Yield() {
+void Yield() {
   internal::Worker* w = internal::CurrentWorker();
   internal::G* g = w != nullptr ? w->cur : nullptr;
   if (g == nullptr) {
     sched_yield();
     return;
-  }
-  if (internal::RunqEmpty(w) && g_sched.load(std::memory_order_relaxed)->grunq_size.load(
-                                    std::memory_order_relaxed) == 0 &&
-      w->timer0_when.load(std::memory_order_relaxed) == 0) {
-    return;  // nothing else could run here: no switch
   }
   internal::Schedule(w, g, internal::PostAction::kYield);
 }

@@ -10,6 +10,9 @@
 //   - if that worker has goroutines queued behind it or due timers, wakes an idle worker, which
 //     steals half its queue (and its runnext) and fires its timers. With one worker there is no one
 //     to hand them to: the warning says so.
+// Every 500 ms it also scavenges goroutine stacks: after a burst of goroutines has exited, free Gs
+// beyond kMaxPooledStacks give their stacks' pages back, half the excess per pass, so RSS follows
+// the load down without an exiting goroutine ever paying for a system call.
 #include <condition_variable>
 #include <mutex>
 #include <string>
@@ -57,12 +60,20 @@ void MonitorLoop(Sched* s) {
   pthread_setname_np(pthread_self(), "greenline-mon");
   std::vector<Observation> seen(s->nworkers);
   int64_t threshold = s->options.long_run_warning_ns;
+  int64_t next_scavenge = Nanotime() + 500'000'000;
   std::unique_lock<std::mutex> lock(g_mon_mu);
   for (;;) {
     bool all_idle = s->npidle.load(std::memory_order_relaxed) == s->nworkers;
     g_mon_cv.wait_for(lock, std::chrono::milliseconds(all_idle ? 10 : 2));
     if (g_mon_stop) return;
     int64_t now = Nanotime();
+    if (now >= next_scavenge) {
+      lock.unlock();
+      ScavengeStacks(s, 65536);
+      lock.lock();
+      if (g_mon_stop) return;
+      next_scavenge = now + 500'000'000;
+    }
     for (int i = 0; i < s->nworkers; ++i) {
       Worker* w = s->workers[i].get();
       Observation& o = seen[i];

@@ -32,7 +32,9 @@ std::string ReadAll(int fd) {
 }
 
 // Starts goroutines in known states: 2 asleep, 3 blocked on a wait group, 4 in a blocking call.
-void StartKnownGoroutines(WaitGroup& release, std::atomic<bool>& stop) {
+// After setting `stop`, the caller must wait on `call_done` before its frame (which holds `stop`)
+// goes away: the blocking call polls `stop` from a pool thread.
+void StartKnownGoroutines(WaitGroup& release, std::atomic<bool>& stop, WaitGroup& call_done) {
   WaitGroup started;
   started.Add(3);
   Go([&] {
@@ -43,11 +45,13 @@ void StartKnownGoroutines(WaitGroup& release, std::atomic<bool>& stop) {
     started.Done();
     release.Wait();
   });
+  call_done.Add(1);
   Go([&] {
     started.Done();
     Blocking([&] {
       while (!stop) usleep(1000);
     });
+    call_done.Done();
   });
   started.Wait();
   Sleep(20ms);  // let them park
@@ -59,7 +63,8 @@ TEST(DumpTest, ShowsEachGoroutineStateAndStack) {
     WaitGroup release;
     release.Add(1);
     std::atomic<bool> stop{false};
-    StartKnownGoroutines(release, stop);
+    WaitGroup call_done;
+    StartKnownGoroutines(release, stop, call_done);
     int fds[2];
     ASSERT_EQ(pipe(fds), 0);
     // The dump is written from another thread while goroutine 1 keeps running.
@@ -71,6 +76,7 @@ TEST(DumpTest, ShowsEachGoroutineStateAndStack) {
     close(fds[0]);
     stop = true;
     release.Done();
+    call_done.Wait();
   });
   EXPECT_NE(dump.find("goroutine 1 [syscall]:"), std::string::npos) << dump;
   EXPECT_NE(dump.find("goroutine 2 [sleep]:"), std::string::npos) << dump;
@@ -87,7 +93,8 @@ TEST(DumpTest, SigquitPrintsTheDumpAndTheProcessKeepsRunning) {
       WaitGroup release;
       release.Add(1);
       std::atomic<bool> stop{false};
-      StartKnownGoroutines(release, stop);
+      WaitGroup call_done;
+      StartKnownGoroutines(release, stop, call_done);
       int before = SigquitDumpCount();
       kill(getpid(), SIGQUIT);
       auto deadline = std::chrono::steady_clock::now() + 10s;
@@ -98,8 +105,9 @@ TEST(DumpTest, SigquitPrintsTheDumpAndTheProcessKeepsRunning) {
       std::fflush(stdout);
       stop = true;
       release.Done();
+      call_done.Wait();
     });
-  });
+  }, 30);
   ASSERT_TRUE(r.exited) << r.output;
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("SIGQUIT: goroutine dump"), std::string::npos) << r.output;

@@ -296,7 +296,7 @@ TEST(GoroutineTest, MillionGoroutinesSleepThenExit) {
       Go([&] {
         // Sleep at least once, and until every goroutine exists: all million are alive at once.
         do {
-          Sleep(100ms);
+          Sleep(1s);
         } while (!all_spawned.load(std::memory_order_relaxed));
         finished.fetch_add(1, std::memory_order_relaxed);
         wg.Done();

@@ -51,7 +51,9 @@ TEST(TimerTest, FireInDeadlineOrderNeverEarly) {
   ASSERT_EQ(rec.fired.size(), 20u);
   for (size_t i = 0; i < rec.fired.size(); ++i) {
     EXPECT_GE(rec.fired[i].second, 0) << "fired early";
-    if (i > 0) EXPECT_GE(rec.fired[i].first, rec.fired[i - 1].first) << "out of order";
+    if (i > 0) {
+      EXPECT_GE(rec.fired[i].first, rec.fired[i - 1].first) << "out of order";
+    }
   }
 }
 

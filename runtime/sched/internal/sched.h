@@ -27,7 +27,10 @@ namespace greenline::internal {
 inline constexpr uint32_t kRunQueueSize = 256;  // Go's runq length
 inline constexpr int kNumReasons = static_cast<int>(WaitReason::kCount);
 inline constexpr int kMaxLocalFreeGs = 64;
-inline constexpr int64_t kMaxPooledStacks = 4096;  // free Gs beyond this give their stack back
+// Free Gs keep their stacks for reuse; beyond this many, the monitor gives the excess stacks'
+// pages back to the kernel over time (half the excess per pass, like Go's scavenger), never the
+// exiting goroutine itself.
+inline constexpr int64_t kMaxPooledStacks = 4096;
 
 // What a goroutine that switches out asks the next context to do with it once its registers are
 // saved (so no other worker can touch it before then).
@@ -110,8 +113,10 @@ struct Sched {
   Worker* idle_workers = nullptr;
   std::atomic<int> npidle{0};      // written under lock; read racily (Go's sched.npidle)
   std::atomic<int> nspinning{0};   // workers looking for work (Go's sched.nmspinning)
-  G* gfree = nullptr;              // global free Gs (with or without stack); under lock
-  int64_t ngfree_stacks = 0;       // how many of those hold a stack; under lock
+  G* gfree_stack = nullptr;        // global free Gs that keep their stack; under lock
+  G* gfree_nostack = nullptr;      // global free Gs whose stack was scavenged; under lock
+  int64_t ngfree_stacks = 0;       // length of gfree_stack; under lock
+  std::atomic<int64_t> ngfree{0};  // both lists' length: written under lock, read as a hint
 
   // Every G allocated (dump, shutdown). Under all_gs_lock.
   std::mutex all_gs_lock;
@@ -161,6 +166,10 @@ void StartSignalThread(Sched* s);
 void StopSignalThread();
 void InstallWorkerAltStack();
 void RemoveWorkerAltStack();
+
+// Gives back the pages of up to `max_release` pooled stacks beyond kMaxPooledStacks (half the
+// excess per call). Returns how many. Called by the monitor.
+int64_t ScavengeStacks(Sched* s, int64_t max_release);
 
 // Monitor (sysmon.cc).
 void StartMonitor(Sched* s);
