@@ -245,7 +245,7 @@ G* PopGlobalFreeLocked(Sched* s) {
   G* g = s->gfree_stack;
   if (g != nullptr) {
     s->gfree_stack = g->sched_link;
-    --s->ngfree_stacks;
+    if (--s->ngfree_stacks < s->ngfree_stacks_low) s->ngfree_stacks_low = s->ngfree_stacks;
   } else if ((g = s->gfree_nostack) != nullptr) {
     s->gfree_nostack = g->sched_link;
   }
@@ -805,9 +805,13 @@ int64_t ScavengeStacks(Sched* s, int64_t max_release) {
   int64_t n = 0;
   {
     std::lock_guard<std::mutex> lock(s->lock);
-    int64_t excess = s->ngfree_stacks - kMaxPooledStacks;
-    if (excess <= 0) return 0;
-    int64_t want = std::min(max_release, (excess + 1) / 2);
+    // Only stacks nobody needed since the last pass are idle: the low-water mark of the pool.
+    // After a burst that reused the pool, nothing is taken; once the load is gone, half of what
+    // stays idle goes back each pass.
+    int64_t idle = s->ngfree_stacks_low - kMaxPooledStacks;
+    s->ngfree_stacks_low = s->ngfree_stacks;
+    if (idle <= 0) return 0;
+    int64_t want = std::min(max_release, (idle + 1) / 2);
     while (n < want && s->gfree_stack != nullptr) {
       G* g = s->gfree_stack;
       s->gfree_stack = g->sched_link;

@@ -27,9 +27,9 @@ namespace greenline::internal {
 inline constexpr uint32_t kRunQueueSize = 256;  // Go's runq length
 inline constexpr int kNumReasons = static_cast<int>(WaitReason::kCount);
 inline constexpr int kMaxLocalFreeGs = 64;
-// Free Gs keep their stacks for reuse; beyond this many, the monitor gives the excess stacks'
-// pages back to the kernel over time (half the excess per pass, like Go's scavenger), never the
-// exiting goroutine itself.
+// Free Gs keep their stacks for reuse; beyond this many, the monitor gives the pages of stacks that
+// stayed idle back to the kernel over time (half per pass, like Go's scavenger), never the exiting
+// goroutine itself.
 inline constexpr int64_t kMaxPooledStacks = 4096;
 
 // What a goroutine that switches out asks the next context to do with it once its registers are
@@ -116,6 +116,7 @@ struct Sched {
   G* gfree_stack = nullptr;        // global free Gs that keep their stack; under lock
   G* gfree_nostack = nullptr;      // global free Gs whose stack was scavenged; under lock
   int64_t ngfree_stacks = 0;       // length of gfree_stack; under lock
+  int64_t ngfree_stacks_low = 0;   // its low-water mark since the last scavenge; under lock
   std::atomic<int64_t> ngfree{0};  // both lists' length: written under lock, read as a hint
 
   // Every G allocated (dump, shutdown). Under all_gs_lock.
