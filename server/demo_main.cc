@@ -63,34 +63,39 @@ void Caller() {
 int main() {
   greenline::Options options;
   options.log_startup = true;
-  greenline::Main([] {
-    const int workers = greenline::MaxProcs();
-    std::printf("greenline runtime demo: %d workers, pid %d (Ctrl-C stops, kill -QUIT %d dumps)\n",
-                workers, getpid(), getpid());
-    auto t0 = std::chrono::steady_clock::now();
-    constexpr int kSleepers = 100'000;
-    for (int i = 0; i < kSleepers; ++i) greenline::Go([i] { Sleeper(i); });
-    double spawn_ms = std::chrono::duration<double, std::milli>(
-                          std::chrono::steady_clock::now() - t0).count();
-    std::printf("spawned %d sleeping goroutines in %.1f ms; RSS %ld MiB\n", kSleepers, spawn_ms,
-                ReadRssKiB() / 1024);
-    for (int i = 0; i < 2 * workers; ++i) greenline::Go(Cruncher);
-    for (int i = 0; i < 4; ++i) greenline::Go(Caller);
-    std::fflush(stdout);
+  greenline::Main(
+      [] {
+        const int workers = greenline::MaxProcs();
+        std::printf(
+            "greenline runtime demo: %d workers, pid %d (Ctrl-C stops, kill -QUIT %d dumps)\n",
+            workers, getpid(), getpid());
+        auto t0 = std::chrono::steady_clock::now();
+        constexpr int kSleepers = 100'000;
+        for (int i = 0; i < kSleepers; ++i) greenline::Go([i] { Sleeper(i); });
+        double spawn_ms =
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
+                .count();
+        std::printf("spawned %d sleeping goroutines in %.1f ms; RSS %ld MiB\n", kSleepers, spawn_ms,
+                    ReadRssKiB() / 1024);
+        for (int i = 0; i < 2 * workers; ++i) greenline::Go(Cruncher);
+        for (int i = 0; i < 4; ++i) greenline::Go(Caller);
+        std::fflush(stdout);
 
-    uint64_t last = greenline::TotalSwitches();
-    for (int second = 1;; ++second) {
-      greenline::Sleep(1s);
-      uint64_t now = greenline::TotalSwitches();
-      greenline::StateCounts c = greenline::ReadStateCounts();
-      auto reason = [&](WaitReason r) { return static_cast<long long>(c.by_reason[int(r)]); };
-      std::printf("t=%3ds goroutines=%lld running=%lld (asleep %lld, in blocking calls %lld) "
-                  "blocking=%lld switches/s=%.2fM RSS=%ld MiB\n",
-                  second, static_cast<long long>(c.live), static_cast<long long>(c.running),
-                  reason(WaitReason::kSleep), reason(WaitReason::kSyscall),
-                  static_cast<long long>(c.blocking), (now - last) / 1e6, ReadRssKiB() / 1024);
-      std::fflush(stdout);
-      last = now;
-    }
-  }, options);
+        uint64_t last = greenline::TotalSwitches();
+        for (int second = 1;; ++second) {
+          greenline::Sleep(1s);
+          uint64_t now = greenline::TotalSwitches();
+          greenline::StateCounts c = greenline::ReadStateCounts();
+          auto reason = [&](WaitReason r) { return static_cast<long long>(c.by_reason[int(r)]); };
+          std::printf(
+              "t=%3ds goroutines=%lld running=%lld (asleep %lld, in blocking calls %lld) "
+              "blocking=%lld switches/s=%.2fM RSS=%ld MiB\n",
+              second, static_cast<long long>(c.live), static_cast<long long>(c.running),
+              reason(WaitReason::kSleep), reason(WaitReason::kSyscall),
+              static_cast<long long>(c.blocking), (now - last) / 1e6, ReadRssKiB() / 1024);
+          std::fflush(stdout);
+          last = now;
+        }
+      },
+      options);
 }

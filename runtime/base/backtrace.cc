@@ -10,12 +10,11 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <mutex>
-#include <vector>
-
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
+#include <vector>
 
 #include "runtime/base/fatal.h"
 
@@ -112,8 +111,8 @@ void LoadSymbolsOnce() {
   for (size_t i = 0; i < count; ++i) {
     if (ELF64_ST_TYPE(syms[i].st_info) != STT_FUNC || syms[i].st_value == 0) continue;
     if (syms[i].st_name >= strtab->sh_size) continue;
-    table->push_back({bias + syms[i].st_value, syms[i].st_size,
-                      base + strtab->sh_offset + syms[i].st_name});
+    table->push_back(
+        {bias + syms[i].st_value, syms[i].st_size, base + strtab->sh_offset + syms[i].st_name});
   }
   std::sort(table->begin(), table->end(),
             [](const Symbol& a, const Symbol& b) { return a.start < b.start; });
@@ -154,10 +153,9 @@ void FormatFrame(const uintptr_t* pcs, int i, bool demangle, char* line, size_t 
     }
     const char* module = info.dli_fname != nullptr ? info.dli_fname : "?";
     if (name != nullptr) {
-      std::snprintf(line, size, "\t#%d 0x%lx %s+0x%lx (%s)\n", i,
-                    static_cast<unsigned long>(pcs[i]), name,
-                    static_cast<unsigned long>(pcs[i] - reinterpret_cast<uintptr_t>(info.dli_saddr)),
-                    module);
+      std::snprintf(
+          line, size, "\t#%d 0x%lx %s+0x%lx (%s)\n", i, static_cast<unsigned long>(pcs[i]), name,
+          static_cast<unsigned long>(pcs[i] - reinterpret_cast<uintptr_t>(info.dli_saddr)), module);
     } else {
       uintptr_t base = reinterpret_cast<uintptr_t>(info.dli_fbase);
       std::snprintf(line, size, "\t#%d 0x%lx ?? (%s+0x%lx)\n", i,

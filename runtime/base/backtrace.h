@@ -14,7 +14,8 @@
 namespace greenline {
 
 // Collects up to `max` program counters: `pc` first, then the return address of each frame record
-// starting at `fp`, while records stay within [lo, hi) and move strictly upwards. Returns the count.
+// starting at `fp`, while records stay within [lo, hi) and move strictly upwards. Returns the
+// count.
 int WalkFramePointers(uintptr_t fp, uintptr_t pc, uintptr_t lo, uintptr_t hi, uintptr_t* pcs,
                       int max);
 

@@ -55,7 +55,8 @@ void Fatalf(const char* format, ...) {
   va_start(args, format);
   int n = std::vsnprintf(buf, sizeof buf, format, args);
   va_end(args);
-  Fatal(std::string_view(buf, n < 0 ? 0 : (static_cast<size_t>(n) < sizeof buf ? n : sizeof buf - 1)));
+  Fatal(std::string_view(buf,
+                         n < 0 ? 0 : (static_cast<size_t>(n) < sizeof buf ? n : sizeof buf - 1)));
 }
 
 }  // namespace greenline

@@ -1,8 +1,9 @@
 // Runtime logging: one line per call, to a sink the embedding program may replace.
 //
 // The runtime has no logging library of its own (it builds for aarch64 and under sanitizers with no
-// dependency but libc). By default lines go to stderr as "greenline: <level>: <message>"; the server
-// installs a sink that forwards to spdlog. Messages from the runtime itself start with "runtime: ".
+// dependency but libc). By default lines go to stderr as "greenline: <level>: <message>"; the
+// server installs a sink that forwards to spdlog. Messages from the runtime itself start with
+// "runtime: ".
 //
 // May be called from any thread, goroutine or not; not from a signal handler.
 #pragma once

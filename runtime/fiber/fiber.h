@@ -8,7 +8,8 @@
 //     report false errors. A fiber switching away for the last time passes no fake-stack slot, so
 //     ASan frees its fake stack.
 //   - TSan: each fiber has a TSan fiber (__tsan_create_fiber) and every switch calls
-//     __tsan_switch_to_fiber, which also orders the two sides (happens-before), as a handoff should.
+//     __tsan_switch_to_fiber, which also orders the two sides (happens-before), as a handoff
+//     should.
 // In builds without sanitizers all of this compiles away and a switch is the bare assembly.
 #pragma once
 

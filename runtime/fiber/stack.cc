@@ -39,10 +39,14 @@ GuardMode ResolveMode(GuardMode mode) {
 
 const char* GuardModeName(GuardMode mode) {
   switch (mode) {
-    case GuardMode::kAuto: return "auto";
-    case GuardMode::kMadviseGuard: return "madvise(MADV_GUARD_INSTALL)";
-    case GuardMode::kMprotect: return "mprotect(PROT_NONE)";
-    case GuardMode::kCanary: return "canary (no guard page: mapping limit reached)";
+    case GuardMode::kAuto:
+      return "auto";
+    case GuardMode::kMadviseGuard:
+      return "madvise(MADV_GUARD_INSTALL)";
+    case GuardMode::kMprotect:
+      return "mprotect(PROT_NONE)";
+    case GuardMode::kCanary:
+      return "canary (no guard page: mapping limit reached)";
   }
   return "?";
 }

@@ -39,10 +39,10 @@ inline constexpr size_t kDefaultStackSize = 64 * 1024;
 inline constexpr uint64_t kStackCanary = 0x9e3779b97f4a7c15ull;
 
 enum class GuardMode {
-  kAuto,            // MADV_GUARD_INSTALL if the kernel has it, else mprotect
-  kMadviseGuard,    // guard pages in the page tables, one VMA for many stacks (Linux >= 6.13)
-  kMprotect,        // PROT_NONE guard pages, two VMAs per stack
-  kCanary,          // no guard page (mapping limit reached): canary word checked on switch-out
+  kAuto,          // MADV_GUARD_INSTALL if the kernel has it, else mprotect
+  kMadviseGuard,  // guard pages in the page tables, one VMA for many stacks (Linux >= 6.13)
+  kMprotect,      // PROT_NONE guard pages, two VMAs per stack
+  kCanary,        // no guard page (mapping limit reached): canary word checked on switch-out
 };
 
 const char* GuardModeName(GuardMode mode);
@@ -90,12 +90,12 @@ class StackPool {
   const size_t slot_size_;
   const size_t slots_per_chunk_;
   mutable std::mutex mu_;
-  GuardMode mode_;                  // guarded by mu_
-  std::vector<char*> chunks_;       // guarded by mu_
-  char* bump_ = nullptr;            // next never-used slot of the newest chunk; guarded by mu_
-  size_t bump_left_ = 0;            // guarded by mu_
-  std::vector<Stack> free_;         // released stacks, guard already installed; guarded by mu_
-  size_t outstanding_ = 0;          // guarded by mu_
+  GuardMode mode_;             // guarded by mu_
+  std::vector<char*> chunks_;  // guarded by mu_
+  char* bump_ = nullptr;       // next never-used slot of the newest chunk; guarded by mu_
+  size_t bump_left_ = 0;       // guarded by mu_
+  std::vector<Stack> free_;    // released stacks, guard already installed; guarded by mu_
+  size_t outstanding_ = 0;     // guarded by mu_
 };
 
 }  // namespace greenline

@@ -31,10 +31,10 @@ struct Job {
 struct Pool {
   std::mutex mu;
   std::condition_variable cv;
-  Job* head = nullptr;  // guarded by mu
-  Job* tail = nullptr;  // guarded by mu
-  int idle = 0;         // guarded by mu
-  bool stop = false;    // guarded by mu
+  Job* head = nullptr;               // guarded by mu
+  Job* tail = nullptr;               // guarded by mu
+  int idle = 0;                      // guarded by mu
+  bool stop = false;                 // guarded by mu
   std::vector<std::thread> threads;  // guarded by mu
 };
 

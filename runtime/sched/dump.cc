@@ -30,11 +30,16 @@ __attribute__((no_sanitize("address", "thread"))) Context SnapshotContext(const 
 std::string StateText(const G* g, int64_t now) {
   GStatus st = g->status.load(std::memory_order_acquire);
   switch (st) {
-    case GStatus::kRunning: return "running";
-    case GStatus::kRunnable: return "runnable";
-    case GStatus::kDead: return "dead";
-    case GStatus::kIdle: return "idle";
-    case GStatus::kWaiting: break;
+    case GStatus::kRunning:
+      return "running";
+    case GStatus::kRunnable:
+      return "runnable";
+    case GStatus::kDead:
+      return "dead";
+    case GStatus::kIdle:
+      return "idle";
+    case GStatus::kWaiting:
+      break;
   }
   std::string text(WaitReasonName(g->wait_reason.load(std::memory_order_relaxed)));
   int64_t since = g->wait_since.load(std::memory_order_relaxed);
@@ -79,8 +84,8 @@ void DumpGoroutines(int fd, bool all) {
       Context ctx = SnapshotContext(g);
       auto lo = reinterpret_cast<uintptr_t>(g->stack.lo);
       auto hi = reinterpret_cast<uintptr_t>(g->stack.hi());
-      if (g->started) n = WalkFramePointers(ContextFramePointer(ctx), ContextPc(ctx), lo, hi, pcs,
-                                            kMaxFrames);
+      if (g->started)
+        n = WalkFramePointers(ContextFramePointer(ctx), ContextPc(ctx), lo, hi, pcs, kMaxFrames);
       if (!g->started) extra = "\t(not started yet)\n";
     }
     std::string header = "goroutine " + std::to_string(g->id) + " [" + StateText(g, now) + "]" +

@@ -1,8 +1,9 @@
 // Goroutines: spawn, yield, sleep, identity, and blocking calls that keep the worker free.
 //
 // A goroutine is a stackful fiber scheduled by this runtime, not by the OS (see sched/scheduler.cc
-// for the design). Cooperative: a goroutine runs until it blocks, sleeps, does I/O, yields or exits;
-// the monitor reports one that runs for more than ~10 ms without doing so (runtime/HACKING.md).
+// for the design). Cooperative: a goroutine runs until it blocks, sleeps, does I/O, yields or
+// exits; the monitor reports one that runs for more than ~10 ms without doing so
+// (runtime/HACKING.md).
 //
 // Everything here may be called from any goroutine. Go() may also be called from a thread that is
 // not a worker (the goroutine goes on the global run queue). Yield(), Sleep() and Blocking() called
@@ -94,8 +95,8 @@ uint64_t GoroutineId();
 int64_t NumGoroutine();
 
 // Runs `fn` (a call that blocks its OS thread: a blocking library, getaddrinfo, a disk read) on the
-// runtime's blocking pool, parking only this goroutine (wait reason "syscall", running-class) so its
-// worker keeps running the others. Returns fn's result; an exception from fn is rethrown here.
+// runtime's blocking pool, parking only this goroutine (wait reason "syscall", running-class) so
+// its worker keeps running the others. Returns fn's result; an exception from fn is rethrown here.
 // Outside a goroutine it simply calls fn.
 template <class Fn>
 auto Blocking(Fn&& fn) -> std::invoke_result_t<Fn&> {

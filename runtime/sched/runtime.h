@@ -6,8 +6,8 @@
 //
 // The runtime starts N workers (Go's Ps, one OS thread each; see sched/maxprocs.h for N), runs the
 // callable as the main goroutine, and ends when it returns, as Go's `main` does: goroutines still
-// alive are abandoned, not waited for. Run() is the restartable form that tests use; Main() is Run()
-// followed by exit.
+// alive are abandoned, not waited for. Run() is the restartable form that tests use; Main() is
+// Run() followed by exit.
 #pragma once
 
 #include <cstddef>

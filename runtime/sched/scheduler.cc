@@ -127,8 +127,8 @@ bool RunqPutSlow(Sched* s, Worker* w, G* g, uint32_t head, uint32_t tail) {
 G* RunqGet(Worker* w) {
   if (w->runnext_streak < kMaxRunnextStreak) {
     G* next = w->runnext.load(std::memory_order_relaxed);
-    if (next != nullptr && w->runnext.compare_exchange_strong(next, nullptr,
-                                                              std::memory_order_acquire)) {
+    if (next != nullptr &&
+        w->runnext.compare_exchange_strong(next, nullptr, std::memory_order_acquire)) {
       ++w->runnext_streak;
       return next;
     }
@@ -384,7 +384,8 @@ void Schedule(Worker* w, G* cur, PostAction action) {
            static_cast<unsigned long long>(cur->id));
   }
   G* next = s->stopping.load(std::memory_order_relaxed) ? nullptr : FindRunnableFast(s, w);
-  if (next == nullptr && action == PostAction::kYield && !s->stopping.load(std::memory_order_relaxed)) {
+  if (next == nullptr && action == PostAction::kYield &&
+      !s->stopping.load(std::memory_order_relaxed)) {
     return;  // nothing else is runnable here: a yield is a no-op, not a trip through g0
   }
   w->prev = cur;
@@ -472,6 +473,18 @@ G* StealWork(Sched* s, Worker* w) {
 
 void CheckDead(Sched* s);
 
+// Takes w off the idle list if it is still on it (a waker may have taken it already); requires
+// s->lock. True if it was there.
+bool LeaveIdleListLocked(Sched* s, Worker* w) {
+  if (!w->idle) return false;
+  Worker** link = &s->idle_workers;
+  while (*link != w) link = &(*link)->idle_next;
+  *link = w->idle_next;
+  w->idle = false;
+  s->npidle.fetch_sub(1, std::memory_order_acq_rel);
+  return true;
+}
+
 G* FindRunnable(Sched* s, Worker* w) {
   for (;;) {
     if (s->stopping.load(std::memory_order_relaxed)) return nullptr;
@@ -512,13 +525,8 @@ G* FindRunnable(Sched* s, Worker* w) {
       }
       if (work) {
         std::lock_guard<std::mutex> relock(s->lock);
-        if (w->idle) {
-          // Still ours to take back: leave the idle list and look again as a spinning worker.
-          Worker** link = &s->idle_workers;
-          while (*link != w) link = &(*link)->idle_next;
-          *link = w->idle_next;
-          w->idle = false;
-          s->npidle.fetch_sub(1, std::memory_order_acq_rel);
+        if (LeaveIdleListLocked(s, w)) {
+          // Still ours to take back: look again as a spinning worker.
           w->spinning = true;
           s->nspinning.fetch_add(1, std::memory_order_acq_rel);
           continue;
@@ -541,15 +549,9 @@ G* FindRunnable(Sched* s, Worker* w) {
     }
     if (!fired) w->parker.Wait(EarliestTimer(s));
 
+    // Woken by a timer deadline or a direct Wake rather than by wakep: leave the list ourselves.
     std::lock_guard<std::mutex> relock(s->lock);
-    if (w->idle) {
-      // Woken by a timer deadline or a direct Wake, not by wakep: leave the idle list ourselves.
-      Worker** link = &s->idle_workers;
-      while (*link != w) link = &(*link)->idle_next;
-      *link = w->idle_next;
-      w->idle = false;
-      s->npidle.fetch_sub(1, std::memory_order_acq_rel);
-    }
+    LeaveIdleListLocked(s, w);
   }
 }
 
@@ -764,8 +766,7 @@ G* PrepareGoroutine(size_t size, size_t align, void** storage, bool system) {
   auto obj = (top - size) & ~(static_cast<uintptr_t>(align) - 1);
   *storage = reinterpret_cast<void*>(obj);
   g->callable = *storage;
-  InitFiber(&g->fiber, g->stack.lo, g->stack.size, reinterpret_cast<void*>(obj), &GoroutineMain,
-            g);
+  InitFiber(&g->fiber, g->stack.lo, g->stack.size, reinterpret_cast<void*>(obj), &GoroutineMain, g);
   return g;
 }
 
@@ -837,7 +838,8 @@ int64_t ScavengeStacks(Sched* s, int64_t max_release) {
 
 }  // namespace internal
 
-// ---- public API ----------------------------------------------------------------------------------
+// ---- public API
+// ----------------------------------------------------------------------------------
 
 using internal::g_sched;
 

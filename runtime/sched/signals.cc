@@ -116,9 +116,9 @@ void CaptureHandler(int, siginfo_t*, void* uctx) {
     if (g != nullptr) {
       uintptr_t fp = 0, pc = 0;
       ContextRegisters(uctx, &fp, &pc);
-      w->capture_n = WalkFramePointers(fp, pc, reinterpret_cast<uintptr_t>(g->stack.lo),
-                                       reinterpret_cast<uintptr_t>(g->stack.hi()), w->capture_pcs,
-                                       64);
+      w->capture_n =
+          WalkFramePointers(fp, pc, reinterpret_cast<uintptr_t>(g->stack.lo),
+                            reinterpret_cast<uintptr_t>(g->stack.hi()), w->capture_pcs, 64);
       w->capture_goid = g->id;
     }
     w->capture_state.store(2, std::memory_order_release);
@@ -192,8 +192,8 @@ thread_local void* tls_altstack = nullptr;
 }
 
 void InstallWorkerAltStack() {
-  void* mem = mmap(nullptr, kAltStackSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                   -1, 0);
+  void* mem =
+      mmap(nullptr, kAltStackSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (mem == MAP_FAILED) return;  // overflows then die by the default action, unreported
   stack_t ss{};
   ss.ss_sp = mem;

@@ -2,8 +2,8 @@
 //
 // The seed's model: a live goroutine is either *running* or *blocking*. Running covers executing,
 // runnable, asleep, and waiting for the network or a system call: something other than a goroutine
-// (the clock, the kernel) will move it on. Blocking covers waiting on a channel, select, mutex, wait
-// group, condition variable or semaphore: only another goroutine can unblock it. If every user
+// (the clock, the kernel) will move it on. Blocking covers waiting on a channel, select, mutex,
+// wait group, condition variable or semaphore: only another goroutine can unblock it. If every user
 // goroutine is blocking and no timer is pending, none ever will: the runtime reports a deadlock.
 #pragma once
 

@@ -190,7 +190,8 @@ __attribute__((noinline)) void Sleep(std::chrono::nanoseconds d) {
   if (d.count() <= 0) return;
   internal::G* g = internal::CurrentG();
   if (g == nullptr) {
-    timespec ts{static_cast<time_t>(d.count() / 1'000'000'000), static_cast<long>(d.count() % 1'000'000'000)};
+    timespec ts{static_cast<time_t>(d.count() / 1'000'000'000),
+                static_cast<long>(d.count() % 1'000'000'000)};
     while (nanosleep(&ts, &ts) != 0) {
     }
     return;
@@ -199,7 +200,9 @@ __attribute__((noinline)) void Sleep(std::chrono::nanoseconds d) {
   t->when = internal::Nanotime() + d.count();
   t->period = 0;
   t->arg = g;
-  t->fn = [](internal::Timer* timer, int64_t) { internal::Ready(static_cast<internal::G*>(timer->arg)); };
+  t->fn = [](internal::Timer* timer, int64_t) {
+    internal::Ready(static_cast<internal::G*>(timer->arg));
+  };
   // The timer goes in only after this goroutine is fully switched out, so its firing (on any
   // worker) cannot ready it half-parked.
   internal::Park(

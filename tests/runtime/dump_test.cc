@@ -88,26 +88,28 @@ TEST(DumpTest, ShowsEachGoroutineStateAndStack) {
 }
 
 TEST(DumpTest, SigquitPrintsTheDumpAndTheProcessKeepsRunning) {
-  auto r = RunInChild([] {
-    greenline::Run([] {
-      WaitGroup release;
-      release.Add(1);
-      std::atomic<bool> stop{false};
-      WaitGroup call_done;
-      StartKnownGoroutines(release, stop, call_done);
-      int before = SigquitDumpCount();
-      kill(getpid(), SIGQUIT);
-      auto deadline = std::chrono::steady_clock::now() + 10s;
-      // Busy here, so the dump shows goroutine 1 executing, captured on its worker.
-      while (SigquitDumpCount() == before && std::chrono::steady_clock::now() < deadline) {
-      }
-      std::fprintf(stdout, "still running after %d dump(s)\n", SigquitDumpCount() - before);
-      std::fflush(stdout);
-      stop = true;
-      release.Done();
-      call_done.Wait();
-    });
-  }, 30);
+  auto r = RunInChild(
+      [] {
+        greenline::Run([] {
+          WaitGroup release;
+          release.Add(1);
+          std::atomic<bool> stop{false};
+          WaitGroup call_done;
+          StartKnownGoroutines(release, stop, call_done);
+          int before = SigquitDumpCount();
+          kill(getpid(), SIGQUIT);
+          auto deadline = std::chrono::steady_clock::now() + 10s;
+          // Busy here, so the dump shows goroutine 1 executing, captured on its worker.
+          while (SigquitDumpCount() == before && std::chrono::steady_clock::now() < deadline) {
+          }
+          std::fprintf(stdout, "still running after %d dump(s)\n", SigquitDumpCount() - before);
+          std::fflush(stdout);
+          stop = true;
+          release.Done();
+          call_done.Wait();
+        });
+      },
+      30);
   ASSERT_TRUE(r.exited) << r.output;
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("SIGQUIT: goroutine dump"), std::string::npos) << r.output;

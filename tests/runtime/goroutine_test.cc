@@ -20,17 +20,13 @@
 #include "runtime/fiber/stack.h"
 #include "runtime/sched/runtime.h"
 #include "runtime/sync/wait_group.h"
+#include "tests/util/child_process.h"
 
 namespace greenline {
 namespace {
 
+using testing::Procs;
 using namespace std::chrono_literals;
-
-Options Procs(int n) {
-  Options o;
-  o.max_procs = n;
-  return o;
-}
 
 TEST(GoroutineTest, GoRunsTheCallableWithUniqueIncreasingIds) {
   std::vector<uint64_t> ids(100);
@@ -76,27 +72,29 @@ TEST(GoroutineTest, MoveOnlyAndLargeCallablesWork) {
 
 TEST(GoroutineTest, YieldingLoopDoesNotStarveOthers) {
   std::atomic<int> done{0};
-  greenline::Run([&] {
-    std::atomic<bool> stop{false};
-    WaitGroup wg;
-    wg.Add(1);
-    Go([&] {
-      while (!stop) Yield();  // a goroutine that yields forever
-      wg.Done();
-    });
-    WaitGroup others;
-    for (int i = 0; i < 100; ++i) {
-      others.Add(1);
-      Go([&] {
-        for (int k = 0; k < 100; ++k) Yield();
-        done.fetch_add(1);
-        others.Done();
-      });
-    }
-    others.Wait();
-    stop = true;
-    wg.Wait();
-  }, Procs(1));
+  greenline::Run(
+      [&] {
+        std::atomic<bool> stop{false};
+        WaitGroup wg;
+        wg.Add(1);
+        Go([&] {
+          while (!stop) Yield();  // a goroutine that yields forever
+          wg.Done();
+        });
+        WaitGroup others;
+        for (int i = 0; i < 100; ++i) {
+          others.Add(1);
+          Go([&] {
+            for (int k = 0; k < 100; ++k) Yield();
+            done.fetch_add(1);
+            others.Done();
+          });
+        }
+        others.Wait();
+        stop = true;
+        wg.Wait();
+      },
+      Procs(1));
   EXPECT_EQ(done.load(), 100);
 }
 
@@ -107,25 +105,27 @@ TEST(GoroutineTest, RunnextChainDoesNotStarveTheQueue) {
   constexpr int kLinks = 20000;
   std::atomic<int> link{0};
   std::atomic<int> victim_ran_at{-1};
-  greenline::Run([&] {
-    WaitGroup wg;
-    wg.Add(2);
-    Go([&] {
-      victim_ran_at = link.load();
-      wg.Done();
-    });
-    struct Chain {
-      static void Next(std::atomic<int>* link, WaitGroup* wg) {
-        if (link->fetch_add(1) + 1 == kLinks) {
-          wg->Done();
-          return;
-        }
-        Go([link, wg] { Next(link, wg); });
-      }
-    };
-    Go([&] { Chain::Next(&link, &wg); });  // kicks the victim from runnext to the queue
-    wg.Wait();
-  }, Procs(1));
+  greenline::Run(
+      [&] {
+        WaitGroup wg;
+        wg.Add(2);
+        Go([&] {
+          victim_ran_at = link.load();
+          wg.Done();
+        });
+        struct Chain {
+          static void Next(std::atomic<int>* link, WaitGroup* wg) {
+            if (link->fetch_add(1) + 1 == kLinks) {
+              wg->Done();
+              return;
+            }
+            Go([link, wg] { Next(link, wg); });
+          }
+        };
+        Go([&] { Chain::Next(&link, &wg); });  // kicks the victim from runnext to the queue
+        wg.Wait();
+      },
+      Procs(1));
   ASSERT_GE(victim_ran_at.load(), 0);
   EXPECT_LT(victim_ran_at.load(), 100) << "the queued goroutine waited for most of the chain";
 }
@@ -155,19 +155,21 @@ TEST(GoroutineTest, TimingSleepWakesOnTimeNeverEarly) {
 TEST(GoroutineTest, ManySleepersWakeInOrderOfDeadline) {
   std::mutex mu;
   std::vector<int> order;
-  greenline::Run([&] {
-    WaitGroup wg;
-    for (int i = 9; i >= 0; --i) {
-      wg.Add(1);
-      Go([&, i] {
-        Sleep(std::chrono::milliseconds(5 + 15 * i));
-        std::lock_guard<std::mutex> lock(mu);
-        order.push_back(i);
-        wg.Done();
-      });
-    }
-    wg.Wait();
-  }, Procs(1));
+  greenline::Run(
+      [&] {
+        WaitGroup wg;
+        for (int i = 9; i >= 0; --i) {
+          wg.Add(1);
+          Go([&, i] {
+            Sleep(std::chrono::milliseconds(5 + 15 * i));
+            std::lock_guard<std::mutex> lock(mu);
+            order.push_back(i);
+            wg.Done();
+          });
+        }
+        wg.Wait();
+      },
+      Procs(1));
   std::vector<int> expected{0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
   EXPECT_EQ(order, expected);
 }
@@ -175,27 +177,29 @@ TEST(GoroutineTest, ManySleepersWakeInOrderOfDeadline) {
 TEST(GoroutineTest, BlockingCallKeepsTheWorkerFree) {
   std::atomic<int> ticks_during_call{0};
   int result = 0;
-  greenline::Run([&] {
-    std::atomic<bool> in_call{false};
-    WaitGroup wg;
-    wg.Add(1);
-    Go([&] {
-      // On the only worker: it can tick only if the blocking call is not holding that worker.
-      while (!in_call) Yield();
-      while (in_call) {
-        ticks_during_call.fetch_add(1);
-        Sleep(1ms);
-      }
-      wg.Done();
-    });
-    result = Blocking([&] {
-      in_call = true;
-      usleep(200'000);
-      in_call = false;
-      return 42;
-    });
-    wg.Wait();
-  }, Procs(1));
+  greenline::Run(
+      [&] {
+        std::atomic<bool> in_call{false};
+        WaitGroup wg;
+        wg.Add(1);
+        Go([&] {
+          // On the only worker: it can tick only if the blocking call is not holding that worker.
+          while (!in_call) Yield();
+          while (in_call) {
+            ticks_during_call.fetch_add(1);
+            Sleep(1ms);
+          }
+          wg.Done();
+        });
+        result = Blocking([&] {
+          in_call = true;
+          usleep(200'000);
+          in_call = false;
+          return 42;
+        });
+        wg.Wait();
+      },
+      Procs(1));
   EXPECT_EQ(result, 42);
   EXPECT_GT(ticks_during_call.load(), 10);
 }
@@ -240,27 +244,58 @@ TEST(GoroutineStressTest, WorkSpreadsAcrossWorkers) {
   // Goroutines all spawned on one worker's queue must end up running on both: idle workers steal.
   std::mutex mu;
   std::set<pid_t> threads;
-  greenline::Run([&] {
-    WaitGroup wg;
-    for (int i = 0; i < 64; ++i) {
-      wg.Add(1);
-      Go([&] {
-        for (int k = 0; k < 50; ++k) {
-          auto end = std::chrono::steady_clock::now() + 20us;
-          while (std::chrono::steady_clock::now() < end) {
-          }
-          {
-            std::lock_guard<std::mutex> lock(mu);
-            threads.insert(gettid());
-          }
-          Yield();
+  greenline::Run(
+      [&] {
+        WaitGroup wg;
+        for (int i = 0; i < 64; ++i) {
+          wg.Add(1);
+          Go([&] {
+            for (int k = 0; k < 50; ++k) {
+              auto end = std::chrono::steady_clock::now() + 20us;
+              while (std::chrono::steady_clock::now() < end) {
+              }
+              {
+                std::lock_guard<std::mutex> lock(mu);
+                threads.insert(gettid());
+              }
+              Yield();
+            }
+            wg.Done();
+          });
         }
-        wg.Done();
-      });
-    }
-    wg.Wait();
-  }, Procs(2));
+        wg.Wait();
+      },
+      Procs(2));
   EXPECT_EQ(threads.size(), 2u);
+}
+
+TEST(GoroutineStressTest, TwelveThousandLiveGoroutinesOnFourWorkers) {
+  // Sized for the TSan stage: clang 14's TSan copes with 20,000+ live fibers (g++ 12's aborts near
+  // 8,000). Every goroutine is alive at once, then they sleep, yield and hand off across workers.
+  constexpr int kGoroutines = 12000;
+  std::atomic<int64_t> sum{0};
+  int64_t live = 0;
+  greenline::Run(
+      [&] {
+        WaitGroup wg, gate;
+        wg.Add(kGoroutines);
+        gate.Add(1);
+        for (int i = 0; i < kGoroutines; ++i) {
+          Go([&, i] {
+            gate.Wait();  // all alive before any finishes, however slow spawning is under TSan
+            Sleep(std::chrono::milliseconds(1 + i % 20));
+            for (int k = 0; k < 5; ++k) Yield();
+            sum.fetch_add(i, std::memory_order_relaxed);
+            wg.Done();
+          });
+        }
+        live = NumGoroutine();
+        gate.Done();
+        wg.Wait();
+      },
+      Procs(4));
+  EXPECT_EQ(live, kGoroutines + 1);
+  EXPECT_EQ(sum.load(), int64_t{kGoroutines} * (kGoroutines - 1) / 2);
 }
 
 int64_t StatusKiB(const char* key) {
@@ -288,34 +323,37 @@ TEST(GoroutineTest, MillionGoroutinesSleepThenExit) {
   auto start = std::chrono::steady_clock::now();
   Options o;
   o.stack_size = 16 * 1024;
-  greenline::Run([&] {
-    std::atomic<bool> all_spawned{false};
-    WaitGroup wg;
-    wg.Add(kGoroutines);
-    for (int i = 0; i < kGoroutines; ++i) {
-      Go([&] {
-        // Sleep at least once, and until every goroutine exists: all million are alive at once.
-        do {
-          Sleep(1s);
-        } while (!all_spawned.load(std::memory_order_relaxed));
-        finished.fetch_add(1, std::memory_order_relaxed);
-        wg.Done();
-      });
-      if (i % 4096 == 0) Yield();
-    }
-    live_peak = NumGoroutine();
-    all_spawned = true;
-    maps_peak = MappingCount();
-    wg.Wait();
-  }, o);
+  greenline::Run(
+      [&] {
+        std::atomic<bool> all_spawned{false};
+        WaitGroup wg;
+        wg.Add(kGoroutines);
+        for (int i = 0; i < kGoroutines; ++i) {
+          Go([&] {
+            // Sleep at least once, and until every goroutine exists: all million are alive at once.
+            do {
+              Sleep(1s);
+            } while (!all_spawned.load(std::memory_order_relaxed));
+            finished.fetch_add(1, std::memory_order_relaxed);
+            wg.Done();
+          });
+          if (i % 4096 == 0) Yield();
+        }
+        live_peak = NumGoroutine();
+        all_spawned = true;
+        maps_peak = MappingCount();
+        wg.Wait();
+      },
+      o);
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   int64_t hwm_kib = StatusKiB("VmHWM:");
   EXPECT_EQ(finished.load(), kGoroutines);
-  std::printf("[ million ] %d goroutines in %.2f s; peak RSS %lld MiB (%.1f KiB per goroutine); "
-              "mappings %lld -> %lld; peak live %lld\n",
-              kGoroutines, seconds, static_cast<long long>(hwm_kib / 1024),
-              static_cast<double>(hwm_kib) / kGoroutines, static_cast<long long>(maps_before),
-              static_cast<long long>(maps_peak), static_cast<long long>(live_peak));
+  std::printf(
+      "[ million ] %d goroutines in %.2f s; peak RSS %lld MiB (%.1f KiB per goroutine); "
+      "mappings %lld -> %lld; peak live %lld\n",
+      kGoroutines, seconds, static_cast<long long>(hwm_kib / 1024),
+      static_cast<double>(hwm_kib) / kGoroutines, static_cast<long long>(maps_before),
+      static_cast<long long>(maps_peak), static_cast<long long>(live_peak));
   RecordProperty("peak_rss_kib", static_cast<int>(hwm_kib));
   RecordProperty("mappings_peak", static_cast<int>(maps_peak));
   if (StackPool::KernelHasMadviseGuard()) {

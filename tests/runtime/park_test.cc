@@ -12,17 +12,13 @@
 #include "runtime/sched/goroutine.h"
 #include "runtime/sched/runtime.h"
 #include "runtime/sync/wait_group.h"
+#include "tests/util/child_process.h"
 
 namespace greenline {
 namespace {
 
 using internal::G;
-
-Options Procs(int n) {
-  Options o;
-  o.max_procs = n;
-  return o;
-}
+using testing::Procs;
 
 TEST(ParkTest, CommitRunsAfterSwitchAndReadyResumes) {
   std::atomic<G*> parked{nullptr};
@@ -53,7 +49,8 @@ TEST(ParkTest, CommitRunsAfterSwitchAndReadyResumes) {
 TEST(ParkTest, DecliningCommitResumesAtOnce) {
   int resumed = 0;
   greenline::Run([&] {
-    internal::Park(WaitReason::kSelect, [](G*, void*) { return false; }, nullptr);
+    internal::Park(
+        WaitReason::kSelect, [](G*, void*) { return false; }, nullptr);
     ++resumed;
     StateCounts c = ReadStateCounts();
     EXPECT_EQ(c.blocking, 0) << "an abandoned park must not stay counted as blocking";
@@ -107,28 +104,30 @@ TEST(ParkStressTest, PingPongAcrossWorkersLosesNoWakeup) {
   constexpr uint64_t kRounds = 100'000;
   uint64_t received_sum = 0;
   bool in_order = true;
-  greenline::Run([&] {
-    Mailbox ping, pong;
-    WaitGroup wg;
-    wg.Add(2);
-    Go([&] {
-      for (uint64_t i = 1; i <= kRounds; ++i) {
-        ping.Put(i);
-        if (pong.Take() != i) in_order = false;
-      }
-      wg.Done();
-    });
-    Go([&] {
-      for (uint64_t i = 1; i <= kRounds; ++i) {
-        uint64_t v = ping.Take();
-        if (v != i) in_order = false;
-        received_sum += v;
-        pong.Put(v);
-      }
-      wg.Done();
-    });
-    wg.Wait();
-  }, Procs(2));
+  greenline::Run(
+      [&] {
+        Mailbox ping, pong;
+        WaitGroup wg;
+        wg.Add(2);
+        Go([&] {
+          for (uint64_t i = 1; i <= kRounds; ++i) {
+            ping.Put(i);
+            if (pong.Take() != i) in_order = false;
+          }
+          wg.Done();
+        });
+        Go([&] {
+          for (uint64_t i = 1; i <= kRounds; ++i) {
+            uint64_t v = ping.Take();
+            if (v != i) in_order = false;
+            received_sum += v;
+            pong.Put(v);
+          }
+          wg.Done();
+        });
+        wg.Wait();
+      },
+      Procs(2));
   EXPECT_TRUE(in_order);
   EXPECT_EQ(received_sum, kRounds * (kRounds + 1) / 2);
 }
@@ -137,24 +136,26 @@ TEST(ParkStressTest, ManyPairsOnFourWorkers) {
   constexpr int kPairs = 50;
   constexpr uint64_t kRounds = 2000;
   std::atomic<uint64_t> total{0};
-  greenline::Run([&] {
-    std::vector<Mailbox> boxes(kPairs);
-    WaitGroup wg;
-    for (int p = 0; p < kPairs; ++p) {
-      wg.Add(2);
-      Go([&, p] {
-        for (uint64_t i = 1; i <= kRounds; ++i) boxes[p].Put(i);
-        wg.Done();
-      });
-      Go([&, p] {
-        uint64_t sum = 0;
-        for (uint64_t i = 1; i <= kRounds; ++i) sum += boxes[p].Take();
-        total.fetch_add(sum);
-        wg.Done();
-      });
-    }
-    wg.Wait();
-  }, Procs(4));
+  greenline::Run(
+      [&] {
+        std::vector<Mailbox> boxes(kPairs);
+        WaitGroup wg;
+        for (int p = 0; p < kPairs; ++p) {
+          wg.Add(2);
+          Go([&, p] {
+            for (uint64_t i = 1; i <= kRounds; ++i) boxes[p].Put(i);
+            wg.Done();
+          });
+          Go([&, p] {
+            uint64_t sum = 0;
+            for (uint64_t i = 1; i <= kRounds; ++i) sum += boxes[p].Take();
+            total.fetch_add(sum);
+            wg.Done();
+          });
+        }
+        wg.Wait();
+      },
+      Procs(4));
   EXPECT_EQ(total.load(), kPairs * kRounds * (kRounds + 1) / 2);
 }
 

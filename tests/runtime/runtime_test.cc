@@ -1,6 +1,6 @@
-// Tests for runtime/sched/runtime.h: starting and stopping the runtime (Run, Main), how many workers
-// it starts, what ends the process and how (exit 2 for panics and stack overflows, as Go), the idle
-// cost, and the monitor's handling of a goroutine that does not yield.
+// Tests for runtime/sched/runtime.h: starting and stopping the runtime (Run, Main), how many
+// workers it starts, what ends the process and how (exit 2 for panics and stack overflows, as Go),
+// the idle cost, and the monitor's handling of a goroutine that does not yield.
 #include "runtime/sched/runtime.h"
 
 #include <gtest/gtest.h>
@@ -24,14 +24,9 @@
 namespace greenline {
 namespace {
 
+using testing::Procs;
 using namespace std::chrono_literals;
 using testing::RunInChild;
-
-Options Procs(int n) {
-  Options o;
-  o.max_procs = n;
-  return o;
-}
 
 TEST(RunTest, MainGoroutineIsGoroutineOne) {
   uint64_t id = 0;
@@ -44,10 +39,12 @@ TEST(RunTest, RunningOnlyBetweenStartAndStop) {
   EXPECT_FALSE(RuntimeRunning());
   bool inside = false;
   int procs = 0;
-  greenline::Run([&] {
-    inside = RuntimeRunning();
-    procs = MaxProcs();
-  }, Procs(3));
+  greenline::Run(
+      [&] {
+        inside = RuntimeRunning();
+        procs = MaxProcs();
+      },
+      Procs(3));
   EXPECT_TRUE(inside);
   EXPECT_EQ(procs, 3);
   EXPECT_FALSE(RuntimeRunning());
@@ -78,17 +75,19 @@ TEST(RunTest, ReturnsWhenMainReturnsAndAbandonsTheRest) {
 TEST(RunTest, RestartsCleanlyManyTimes) {
   for (int i = 0; i < 30; ++i) {
     std::atomic<int> ran{0};
-    greenline::Run([&] {
-      WaitGroup wg;
-      for (int j = 0; j < 100; ++j) {
-        wg.Add(1);
-        Go([&] {
-          ran.fetch_add(1);
-          wg.Done();
-        });
-      }
-      wg.Wait();
-    }, Procs(1 + i % 3));
+    greenline::Run(
+        [&] {
+          WaitGroup wg;
+          for (int j = 0; j < 100; ++j) {
+            wg.Add(1);
+            Go([&] {
+              ran.fetch_add(1);
+              wg.Done();
+            });
+          }
+          wg.Wait();
+        },
+        Procs(1 + i % 3));
     ASSERT_EQ(ran.load(), 100) << "round " << i;
   }
 }
@@ -96,10 +95,12 @@ TEST(RunTest, RestartsCleanlyManyTimes) {
 TEST(RunTest, UnstartedGoroutinesAreDestroyedAtStop) {
   auto token = std::make_shared<int>(7);
   std::weak_ptr<int> weak = token;
-  greenline::Run([&] {
-    // Queued behind main on a one-worker runtime, never run: main returns first.
-    Go([t = std::move(token)] { Sleep(1h); });
-  }, Procs(1));
+  greenline::Run(
+      [&] {
+        // Queued behind main on a one-worker runtime, never run: main returns first.
+        Go([t = std::move(token)] { Sleep(1h); });
+      },
+      Procs(1));
   EXPECT_TRUE(weak.expired());
 }
 
@@ -162,14 +163,16 @@ double ProcessCpuSeconds() {
 
 TEST(RunTest, TimingIdleRuntimeUsesNoCpu) {
   double cpu = 0;
-  greenline::Run([&] {
-    // Goroutines asleep, workers parked: the process should sleep too.
-    for (int i = 0; i < 1000; ++i) Go([] { Sleep(10s); });
-    Sleep(100ms);
-    double before = ProcessCpuSeconds();
-    Sleep(1s);
-    cpu = ProcessCpuSeconds() - before;
-  }, Procs(2));
+  greenline::Run(
+      [&] {
+        // Goroutines asleep, workers parked: the process should sleep too.
+        for (int i = 0; i < 1000; ++i) Go([] { Sleep(10s); });
+        Sleep(100ms);
+        double before = ProcessCpuSeconds();
+        Sleep(1s);
+        cpu = ProcessCpuSeconds() - before;
+      },
+      Procs(2));
   RecordProperty("idle_cpu_ms", static_cast<int>(cpu * 1000));
   EXPECT_LT(cpu, 0.05) << "an idle runtime burnt " << cpu * 1000 << " ms of CPU in 1 s";
 }
@@ -189,17 +192,19 @@ TEST(RunTest, TimingGoroutineThatDoesNotYieldIsReportedOnce) {
   }
   LogSink old = SetLogSink(&CaptureSink);
   uint64_t spinner = 0;
-  greenline::Run([&] {
-    WaitGroup wg;
-    wg.Add(1);
-    spinner = Go([&] {
-      auto end = std::chrono::steady_clock::now() + 100ms;
-      while (std::chrono::steady_clock::now() < end) {
-      }
-      wg.Done();
-    });
-    wg.Wait();
-  }, Procs(2));
+  greenline::Run(
+      [&] {
+        WaitGroup wg;
+        wg.Add(1);
+        spinner = Go([&] {
+          auto end = std::chrono::steady_clock::now() + 100ms;
+          while (std::chrono::steady_clock::now() < end) {
+          }
+          wg.Done();
+        });
+        wg.Wait();
+      },
+      Procs(2));
   SetLogSink(old);
   std::lock_guard<std::mutex> lock(g_log_mu);
   int reports = 0;
@@ -213,19 +218,21 @@ TEST(RunTest, TimingQueueBehindAStuckGoroutineKeepsMoving) {
   // idle worker steals them (woken at once by wakep, or by the monitor).
   std::atomic<int> ran{0};
   bool all_ran = false;
-  greenline::Run([&] {
-    WaitGroup wg;
-    wg.Add(1);
-    Go([&] {
-      for (int i = 0; i < 10; ++i) Go([&] { ran.fetch_add(1); });
-      auto end = std::chrono::steady_clock::now() + 3s;
-      while (ran.load() < 10 && std::chrono::steady_clock::now() < end) {
-      }
-      all_ran = ran.load() == 10;
-      wg.Done();
-    });
-    wg.Wait();
-  }, Procs(2));
+  greenline::Run(
+      [&] {
+        WaitGroup wg;
+        wg.Add(1);
+        Go([&] {
+          for (int i = 0; i < 10; ++i) Go([&] { ran.fetch_add(1); });
+          auto end = std::chrono::steady_clock::now() + 3s;
+          while (ran.load() < 10 && std::chrono::steady_clock::now() < end) {
+          }
+          all_ran = ran.load() == 10;
+          wg.Done();
+        });
+        wg.Wait();
+      },
+      Procs(2));
   EXPECT_TRUE(all_ran) << ran.load() << " of 10 ran while their worker was stuck";
 }
 
@@ -235,30 +242,32 @@ TEST(RunStressTest, MigratingGoroutinesSeeTheirTrueWorker) {
   // cached across the switch.
   std::atomic<int> mismatches{0};
   std::atomic<int> migrated{0};
-  greenline::Run([&] {
-    WaitGroup wg;
-    for (int i = 0; i < 64; ++i) {
-      wg.Add(1);
-      Go([&] {
-        int first = -1;
-        bool moved = false;
-        for (int k = 0; k < 2000; ++k) {
-          if (k % 7 == 0) {
-            Sleep(std::chrono::microseconds(10));
-          } else {
-            Yield();
-          }
-          internal::Worker* w = internal::CurrentWorker();
-          if (w->tid.load() != static_cast<pid_t>(gettid())) mismatches.fetch_add(1);
-          if (first < 0) first = w->id;
-          moved |= w->id != first;
+  greenline::Run(
+      [&] {
+        WaitGroup wg;
+        for (int i = 0; i < 64; ++i) {
+          wg.Add(1);
+          Go([&] {
+            int first = -1;
+            bool moved = false;
+            for (int k = 0; k < 2000; ++k) {
+              if (k % 7 == 0) {
+                Sleep(std::chrono::microseconds(10));
+              } else {
+                Yield();
+              }
+              internal::Worker* w = internal::CurrentWorker();
+              if (w->tid.load() != static_cast<pid_t>(gettid())) mismatches.fetch_add(1);
+              if (first < 0) first = w->id;
+              moved |= w->id != first;
+            }
+            migrated.fetch_add(moved);
+            wg.Done();
+          });
         }
-        migrated.fetch_add(moved);
-        wg.Done();
-      });
-    }
-    wg.Wait();
-  }, Procs(2));
+        wg.Wait();
+      },
+      Procs(2));
   EXPECT_EQ(mismatches.load(), 0);
   EXPECT_GT(migrated.load(), 0) << "no goroutine ever moved: the test did not test migration";
 }

@@ -49,29 +49,39 @@ TEST(StateTest, SleepNetworkAndSyscallCountAsRunningChannelsAndSyncAsBlocking) {
 
 TEST(StateTest, CountsFollowGoroutinesThroughTheirStates) {
   StateCounts seen;
-  greenline::Run([&] {
-    WaitGroup release, started;
-    release.Add(1);
-    started.Add(6);
-    for (int i = 0; i < 3; ++i) Go([&] { started.Done(); Sleep(10s); });
-    for (int i = 0; i < 2; ++i) Go([&] { started.Done(); release.Wait(); });
-    std::atomic<bool> stop{false};
-    WaitGroup call_done;  // `stop` lives in this frame: outlive the pool thread's polling of it
-    call_done.Add(1);
-    Go([&] {
-      started.Done();
-      Blocking([&] {
-        while (!stop) usleep(1000);
-      });
-      call_done.Done();
-    });
-    started.Wait();
-    Sleep(50ms);  // let the last ones park
-    seen = ReadStateCounts();
-    stop = true;
-    release.Done();
-    call_done.Wait();
-  }, Options{});
+  greenline::Run(
+      [&] {
+        WaitGroup release, started;
+        release.Add(1);
+        started.Add(6);
+        for (int i = 0; i < 3; ++i)
+          Go([&] {
+            started.Done();
+            Sleep(10s);
+          });
+        for (int i = 0; i < 2; ++i)
+          Go([&] {
+            started.Done();
+            release.Wait();
+          });
+        std::atomic<bool> stop{false};
+        WaitGroup call_done;  // `stop` lives in this frame: outlive the pool thread's polling of it
+        call_done.Add(1);
+        Go([&] {
+          started.Done();
+          Blocking([&] {
+            while (!stop) usleep(1000);
+          });
+          call_done.Done();
+        });
+        started.Wait();
+        Sleep(50ms);  // let the last ones park
+        seen = ReadStateCounts();
+        stop = true;
+        release.Done();
+        call_done.Wait();
+      },
+      Options{});
   auto at = [&](WaitReason r) { return seen.by_reason[static_cast<int>(r)]; };
   EXPECT_EQ(seen.live, 7);  // main + 6
   EXPECT_EQ(at(WaitReason::kSleep), 3);

@@ -31,23 +31,26 @@ TEST(TimerTest, FireInDeadlineOrderNeverEarly) {
   Recorder rec;
   std::vector<Timer> timers(20);
   std::vector<int> order;
-  greenline::Run([&] {
-    int64_t base = Nanotime() + 5'000'000;
-    for (int i = 0; i < 20; ++i) {
-      int k = (i * 7) % 20;  // shuffled deadlines
-      timers[i].when = base + k * 1'000'000;
-      timers[i].arg = &rec;
-      timers[i].fn = [](Timer* t, int64_t now) {
-        auto* r = static_cast<Recorder*>(t->arg);
-        std::lock_guard<std::mutex> lock(r->mu);
-        r->fired.emplace_back(static_cast<int>((t->when / 1'000'000) % 1'000'000), now - t->when);
-      };
-      internal::AddTimer(&timers[i]);
-    }
-    EXPECT_EQ(internal::PendingTimers(), 20);
-    Sleep(60ms);
-    EXPECT_EQ(internal::PendingTimers(), 0);
-  }, Options{});
+  greenline::Run(
+      [&] {
+        int64_t base = Nanotime() + 5'000'000;
+        for (int i = 0; i < 20; ++i) {
+          int k = (i * 7) % 20;  // shuffled deadlines
+          timers[i].when = base + k * 1'000'000;
+          timers[i].arg = &rec;
+          timers[i].fn = [](Timer* t, int64_t now) {
+            auto* r = static_cast<Recorder*>(t->arg);
+            std::lock_guard<std::mutex> lock(r->mu);
+            r->fired.emplace_back(static_cast<int>((t->when / 1'000'000) % 1'000'000),
+                                  now - t->when);
+          };
+          internal::AddTimer(&timers[i]);
+        }
+        EXPECT_EQ(internal::PendingTimers(), 20);
+        Sleep(60ms);
+        EXPECT_EQ(internal::PendingTimers(), 0);
+      },
+      Options{});
   ASSERT_EQ(rec.fired.size(), 20u);
   for (size_t i = 0; i < rec.fired.size(); ++i) {
     EXPECT_GE(rec.fired[i].second, 0) << "fired early";
@@ -94,23 +97,26 @@ TEST(TimerTest, TimingPeriodicTimerRearms) {
 TEST(TimerTest, MillionTimersAddAndStop) {
   constexpr int kTimers = 1'000'000;
   double seconds = 0;
-  greenline::Run([&] {
-    auto timers = std::make_unique<Timer[]>(kTimers);
-    std::mt19937_64 rng(1);
-    int64_t now = Nanotime();
-    auto start = std::chrono::steady_clock::now();
-    for (int i = 0; i < kTimers; ++i) {
-      timers[i].when = now + 3'600'000'000'000 + static_cast<int64_t>(rng() % 1'000'000'000'000);
-      timers[i].fn = [](Timer*, int64_t) { ADD_FAILURE() << "a far-future timer fired"; };
-      internal::AddTimer(&timers[i]);
-    }
-    EXPECT_EQ(internal::PendingTimers(), kTimers);
-    // Stop in a different order from insertion: arbitrary removals from the middle of the heap.
-    for (int i = 0; i < kTimers; i += 2) ASSERT_TRUE(internal::StopTimer(&timers[i]));
-    for (int i = 1; i < kTimers; i += 2) ASSERT_TRUE(internal::StopTimer(&timers[i]));
-    seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    EXPECT_EQ(internal::PendingTimers(), 0);
-  }, Options{});
+  greenline::Run(
+      [&] {
+        auto timers = std::make_unique<Timer[]>(kTimers);
+        std::mt19937_64 rng(1);
+        int64_t now = Nanotime();
+        auto start = std::chrono::steady_clock::now();
+        for (int i = 0; i < kTimers; ++i) {
+          timers[i].when =
+              now + 3'600'000'000'000 + static_cast<int64_t>(rng() % 1'000'000'000'000);
+          timers[i].fn = [](Timer*, int64_t) { ADD_FAILURE() << "a far-future timer fired"; };
+          internal::AddTimer(&timers[i]);
+        }
+        EXPECT_EQ(internal::PendingTimers(), kTimers);
+        // Stop in a different order from insertion: arbitrary removals from the middle of the heap.
+        for (int i = 0; i < kTimers; i += 2) ASSERT_TRUE(internal::StopTimer(&timers[i]));
+        for (int i = 1; i < kTimers; i += 2) ASSERT_TRUE(internal::StopTimer(&timers[i]));
+        seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        EXPECT_EQ(internal::PendingTimers(), 0);
+      },
+      Options{});
   std::printf("[ timers ] 1M add + 1M stop in %.2f s\n", seconds);
 }
 
@@ -120,23 +126,27 @@ TEST(TimerStressTest, StopRacesWithFiringAcrossWorkers) {
   constexpr int kTimers = 20000;
   std::atomic<int> fired{0};
   int stopped = 0;
-  greenline::Run([&] {
-    auto timers = std::make_unique<Timer[]>(kTimers);
-    for (int i = 0; i < kTimers; ++i) {
-      timers[i].when = Nanotime() + (i % 50) * 1000;
-      timers[i].arg = &fired;
-      timers[i].fn = [](Timer* t, int64_t) { static_cast<std::atomic<int>*>(t->arg)->fetch_add(1); };
-      internal::AddTimer(&timers[i]);
-      if (i % 100 == 0) Yield();
-    }
-    for (int i = kTimers - 1; i >= 0; --i) stopped += internal::StopTimer(&timers[i]);
-    while (internal::PendingTimers() != 0) Sleep(1ms);
-    Sleep(5ms);  // callbacks that lost the race have finished
-  }, [] {
-    Options o;
-    o.max_procs = 2;
-    return o;
-  }());
+  greenline::Run(
+      [&] {
+        auto timers = std::make_unique<Timer[]>(kTimers);
+        for (int i = 0; i < kTimers; ++i) {
+          timers[i].when = Nanotime() + (i % 50) * 1000;
+          timers[i].arg = &fired;
+          timers[i].fn = [](Timer* t, int64_t) {
+            static_cast<std::atomic<int>*>(t->arg)->fetch_add(1);
+          };
+          internal::AddTimer(&timers[i]);
+          if (i % 100 == 0) Yield();
+        }
+        for (int i = kTimers - 1; i >= 0; --i) stopped += internal::StopTimer(&timers[i]);
+        while (internal::PendingTimers() != 0) Sleep(1ms);
+        Sleep(5ms);  // callbacks that lost the race have finished
+      },
+      [] {
+        Options o;
+        o.max_procs = 2;
+        return o;
+      }());
   EXPECT_EQ(fired.load() + stopped, kTimers);
 }
 

@@ -110,6 +110,26 @@ TEST(DeadlockTest, AllGoroutinesBlockedIsReportedLikeGo) {
   EXPECT_NE(r.output.find("goroutine 1 [sync.WaitGroup.Wait]:"), std::string::npos) << r.output;
 }
 
+TEST(DeadlockTest, SystemGoroutinesAreLeftOutAsGoLeavesOutItsOwn) {
+  // A runtime-internal goroutine blocked forever (the kind an HTTP endpoint or signal loop is)
+  // neither counts in NumGoroutine nor keeps a deadlock of the user's goroutines from being seen.
+  auto r = RunInChild([] {
+    greenline::Run([] {
+      WaitGroup never;
+      never.Add(1);
+      internal::Spawn([&] { never.Wait(); }, /*system=*/true);
+      Sleep(10ms);
+      std::printf("user goroutines: %lld\n", static_cast<long long>(NumGoroutine()));
+      std::fflush(stdout);
+      never.Wait();
+    });
+  });
+  ASSERT_TRUE(r.exited) << r.output;
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.output.find("user goroutines: 1"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("all goroutines are asleep - deadlock!"), std::string::npos) << r.output;
+}
+
 TEST(DeadlockTest, SleepingGoroutinesAreNotADeadlock) {
   auto r = RunInChild([] {
     greenline::Run([] {
@@ -149,26 +169,30 @@ TEST(DeadlockStressTest, HandOffsUnderLoadNeverLookDeadlocked) {
   // Waves of goroutines on four workers, each wave waiting on the previous through wait groups:
   // at every instant some goroutine is runnable or about to be readied, so the detector (which
   // runs whenever the last worker goes idle) must stay silent.
-  auto r = RunInChild([] {
-    Options o;
-    o.max_procs = 4;
-    greenline::Run([] {
-      for (int wave = 0; wave < 200; ++wave) {
-        WaitGroup a, b;
-        a.Add(1);
-        b.Add(16);
-        for (int i = 0; i < 16; ++i) {
-          Go([&] {
-            a.Wait();
-            b.Done();
-          });
-        }
-        Go([&] { a.Done(); });
-        b.Wait();
-      }
-    }, o);
-    std::fputs("clean\n", stdout);
-  }, 120);
+  auto r = RunInChild(
+      [] {
+        Options o;
+        o.max_procs = 4;
+        greenline::Run(
+            [] {
+              for (int wave = 0; wave < 200; ++wave) {
+                WaitGroup a, b;
+                a.Add(1);
+                b.Add(16);
+                for (int i = 0; i < 16; ++i) {
+                  Go([&] {
+                    a.Wait();
+                    b.Done();
+                  });
+                }
+                Go([&] { a.Done(); });
+                b.Wait();
+              }
+            },
+            o);
+        std::fputs("clean\n", stdout);
+      },
+      120);
   ASSERT_TRUE(r.exited) << r.output;
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("clean"), std::string::npos) << r.output;

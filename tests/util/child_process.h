@@ -1,25 +1,35 @@
-// Runs a test body in a forked child and collects its exit status and everything it wrote to
-// stdout and stderr. For behaviour that ends the process (fatal errors, deadlock reports, stack
-// overflows, panics) or that needs process-wide state (signals, environment) without touching the
-// test binary itself. The parent must not have a runtime running when it forks.
+// Helpers for runtime tests. RunInChild runs a test body in a forked child and collects its exit
+// status and everything it wrote to stdout and stderr. For behaviour that ends the process (fatal
+// errors, deadlock reports, stack overflows, panics) or that needs process-wide state (signals,
+// environment) without touching the test binary itself. The parent must not have a runtime running
+// when it forks.
 #pragma once
 
 #include <functional>
 #include <string>
 
+#include "runtime/sched/runtime.h"
+
 namespace greenline::testing {
 
 struct ChildResult {
-  bool exited = false;   // exited normally (then exit_code is valid)
+  bool exited = false;  // exited normally (then exit_code is valid)
   int exit_code = -1;
-  int signal = 0;        // the signal that killed it, if it did not exit
+  int signal = 0;  // the signal that killed it, if it did not exit
   bool timed_out = false;
-  std::string output;    // stdout and stderr, interleaved as written
+  std::string output;  // stdout and stderr, interleaved as written
 };
 
 // Forks, runs `body` in the child, then exits it with status 0 if `body` returns. The child is
 // killed (SIGKILL) after `timeout_seconds`.
 ChildResult RunInChild(const std::function<void()>& body, int timeout_seconds = 60);
+
+// Options for a runtime with `n` workers.
+inline Options Procs(int n) {
+  Options o;
+  o.max_procs = n;
+  return o;
+}
 
 // True when tests run under qemu-user (the aarch64 CI stage sets GREENLINE_UNDER_QEMU).
 bool UnderQemu();

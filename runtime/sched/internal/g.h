@@ -34,12 +34,12 @@ struct G {
   std::atomic<GStatus> status{GStatus::kIdle};
   std::atomic<WaitReason> wait_reason{WaitReason::kNone};
   std::atomic<int64_t> wait_since{0};  // Nanotime() when it parked
-  GoEntry run = nullptr;                // runs and destroys the callable
-  GoEntry destroy = nullptr;            // destroys an unstarted callable
-  void* callable = nullptr;             // atop the stack (or boxed on the heap by Spawn)
-  G* sched_link = nullptr;              // global run queue, free lists
-  Timer sleep_timer;                    // Sleep's timer: fn readies this G
-  int32_t all_index = -1;               // position in Sched::all_gs
+  GoEntry run = nullptr;               // runs and destroys the callable
+  GoEntry destroy = nullptr;           // destroys an unstarted callable
+  void* callable = nullptr;            // atop the stack (or boxed on the heap by Spawn)
+  G* sched_link = nullptr;             // global run queue, free lists
+  Timer sleep_timer;                   // Sleep's timer: fn readies this G
+  int32_t all_index = -1;              // position in Sched::all_gs
 };
 
 }  // namespace greenline::internal
