@@ -124,7 +124,7 @@ bool RunqPutSlow(Sched* s, Worker* w, G* g, uint32_t head, uint32_t tail) {
 }
 
 // Takes runnext, or the queue head. See the essay for the runnext streak bound.
-G* RunqGet(Worker* w) {
+inline __attribute__((always_inline)) G* RunqGet(Worker* w) {
   if (w->runnext_streak < kMaxRunnextStreak) {
     G* next = w->runnext.load(std::memory_order_relaxed);
     if (next != nullptr &&
@@ -334,7 +334,7 @@ void ReportUncaughtException(G* g) {
   _exit(2);
 }
 
-void RunPostSwitch(Worker* w);
+inline void RunPostSwitch(Worker* w);
 
 void GoroutineMain(void* arg) {
   G* g = static_cast<G*>(arg);
@@ -353,7 +353,7 @@ void ExecuteFromG0(Worker* w, G* g);
 
 // Picks what runs next without blocking: due timers, the global queue every 61st tick, runnext
 // and the local queue, then the global queue.
-G* FindRunnableFast(Sched* s, Worker* w) {
+inline __attribute__((always_inline)) G* FindRunnableFast(Sched* s, Worker* w) {
   int64_t when = w->timer0_when.load(std::memory_order_relaxed);
   if (when != 0) RunDueTimers(w, 0);
   if (w->schedtick.load(std::memory_order_relaxed) % 61 == 0) {
@@ -410,7 +410,7 @@ void GoroutineExit(Worker* w, G* g) {
   __builtin_unreachable();
 }
 
-void RunPostSwitch(Worker* w) {
+inline __attribute__((always_inline)) void RunPostSwitch(Worker* w) {
   G* prev = w->prev;
   if (prev == nullptr) return;
   w->prev = nullptr;
