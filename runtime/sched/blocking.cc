@@ -3,13 +3,24 @@
 // The calling goroutine parks with wait reason "syscall" (running-class: the kernel, not another
 // goroutine, will end the wait, so such goroutines never count towards a deadlock). Its job is
 // queued only from the park's commit, once the goroutine is fully switched out, so a fast job
-// cannot Ready() it half-parked. Threads are created on demand, up to kMaxBlockingThreads, and
-// live until the runtime stops (Run() waits for jobs in flight). The job record lives on the
-// parked goroutine's stack.
+// cannot Ready() it half-parked. The job record lives on the parked goroutine's stack.
+//
+// Threads are created on demand, up to kMaxBlockingThreads: whenever the queued jobs outnumber the
+// idle threads (counting a thread as idle until it has taken a job would let two quick submits
+// share one thread, and a job waiting on the other would wait forever).
+//
+// Stopping (Run's end): queued jobs are dropped with their abandoned goroutines, idle threads exit
+// and are joined (so nothing of ours is left running, or holding a lock, when the program forks or
+// starts another runtime), and threads still inside a job are detached to finish it on their own: a
+// goroutine blocked forever in read(2) must not keep the program from ending, as it would not in
+// Go. Each job carries the
+// generation of the runtime that submitted it; a job that finishes after its runtime stopped does
+// not Ready() anything. StopBlockingPool() says whether such jobs remain, so Run() keeps their
+// stacks mapped.
 #include <condition_variable>
+#include <list>
 #include <mutex>
 #include <thread>
-#include <vector>
 
 #include "runtime/base/fatal.h"
 #include "runtime/sched/goroutine.h"
@@ -25,45 +36,69 @@ struct Job {
   void (*fn)(void*);
   void* arg;
   G* g;
+  uint64_t generation;
   Job* next;
+};
+
+struct PoolThreadRecord {
+  std::thread thread;
+  bool busy = false;  // inside a job; guarded by Pool::mu
 };
 
 struct Pool {
   std::mutex mu;
+  std::list<PoolThreadRecord> threads_of_generation;  // guarded by mu
   std::condition_variable cv;
-  Job* head = nullptr;               // guarded by mu
-  Job* tail = nullptr;               // guarded by mu
-  int idle = 0;                      // guarded by mu
-  bool stop = false;                 // guarded by mu
-  std::vector<std::thread> threads;  // guarded by mu
+  Job* head = nullptr;      // guarded by mu
+  Job* tail = nullptr;      // guarded by mu
+  int queued = 0;           // guarded by mu
+  int idle = 0;             // threads waiting for a job; guarded by mu
+  int threads = 0;          // threads of this generation; guarded by mu
+  int busy = 0;             // threads inside a job, any generation; guarded by mu
+  uint64_t generation = 1;  // bumped when a runtime stops; guarded by mu
 };
 
 Pool g_pool;
 
-void PoolThread() {
+void PoolThread(uint64_t generation, PoolThreadRecord* self) {
   pthread_setname_np(pthread_self(), "greenline-blk");
   std::unique_lock<std::mutex> lock(g_pool.mu);
   for (;;) {
-    while (g_pool.head == nullptr && !g_pool.stop) {
+    while (g_pool.head == nullptr && g_pool.generation == generation) {
       ++g_pool.idle;
       g_pool.cv.wait(lock);
-      --g_pool.idle;
+      if (g_pool.generation == generation) --g_pool.idle;  // a stop resets the count
     }
-    if (g_pool.head == nullptr) return;  // stopping, nothing left
+    if (g_pool.generation != generation) {
+      // Our runtime stopped. A wakeup meant for the next runtime's threads goes on to them.
+      if (g_pool.head != nullptr) g_pool.cv.notify_one();
+      return;
+    }
     Job* job = g_pool.head;
     g_pool.head = job->next;
     if (g_pool.head == nullptr) g_pool.tail = nullptr;
+    --g_pool.queued;
+    ++g_pool.busy;
+    self->busy = true;  // a stop now detaches us instead of joining
     lock.unlock();
     G* g = job->g;  // read before fn: once readied, the job's stack frame may be gone
+    uint64_t job_generation = job->generation;
     job->fn(job->arg);
-    Ready(g);
     lock.lock();
+    --g_pool.busy;
+    // After a stop `self` belongs to nobody (the stop detached us and dropped the list): only
+    // touch it while our generation is current.
+    if (job_generation == g_pool.generation) self->busy = false;
+    // Ready only into the runtime that submitted the job, and only while it runs: the scheduler's
+    // stop sequence bumps the generation under this lock before it tears anything down.
+    if (job_generation == g_pool.generation) Ready(g);
   }
 }
 
 bool SubmitJob(G*, void* arg) {
   Job* job = static_cast<Job*>(arg);
   std::lock_guard<std::mutex> lock(g_pool.mu);
+  job->generation = g_pool.generation;
   job->next = nullptr;
   if (g_pool.tail != nullptr) {
     g_pool.tail->next = job;
@@ -71,8 +106,11 @@ bool SubmitJob(G*, void* arg) {
     g_pool.head = job;
   }
   g_pool.tail = job;
-  if (g_pool.idle == 0 && static_cast<int>(g_pool.threads.size()) < kMaxBlockingThreads) {
-    g_pool.threads.emplace_back(&PoolThread);
+  ++g_pool.queued;
+  if (g_pool.queued > g_pool.idle && g_pool.threads < kMaxBlockingThreads) {
+    ++g_pool.threads;
+    PoolThreadRecord& record = g_pool.threads_of_generation.emplace_back();
+    record.thread = std::thread(&PoolThread, g_pool.generation, &record);
   } else {
     g_pool.cv.notify_one();
   }
@@ -87,21 +125,31 @@ __attribute__((noinline)) void RunBlocking(void (*fn)(void*), void* arg) {
     fn(arg);
     return;
   }
-  Job job{fn, arg, g, nullptr};
+  Job job{fn, arg, g, 0, nullptr};
   Park(WaitReason::kSyscall, &SubmitJob, &job);
 }
 
-void StopBlockingPool() {
-  std::vector<std::thread> threads;
+bool StopBlockingPool() {
+  std::list<PoolThreadRecord> threads;
+  bool busy;
   {
     std::lock_guard<std::mutex> lock(g_pool.mu);
-    g_pool.stop = true;
-    threads.swap(g_pool.threads);
+    ++g_pool.generation;  // idle threads leave; finishing jobs no longer Ready anything
+    g_pool.head = g_pool.tail = nullptr;
+    g_pool.queued = 0;
+    g_pool.threads = 0;
+    g_pool.idle = 0;
+    busy = g_pool.busy > 0;
+    threads.swap(g_pool.threads_of_generation);
+    for (PoolThreadRecord& t : threads) {
+      if (t.busy) t.thread.detach();
+    }
+    g_pool.cv.notify_all();
   }
-  g_pool.cv.notify_all();
-  for (auto& t : threads) t.join();
-  std::lock_guard<std::mutex> lock(g_pool.mu);
-  g_pool.stop = false;
+  for (PoolThreadRecord& t : threads) {
+    if (t.thread.joinable()) t.thread.join();
+  }
+  return busy;
 }
 
 }  // namespace greenline::internal

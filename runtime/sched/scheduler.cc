@@ -32,7 +32,11 @@
 // ("spinning", at most half the busy ones, as Go). A worker with nothing parks in its Parker until
 // its earliest timer. A goroutine made runnable wakes one parked worker, and only when no worker
 // is spinning (wakep): a spinning worker that finds work wakes the next one, so wakeups ripple
-// only as far as the work goes. The last worker to park checks for deadlock.
+// only as far as the work goes. The last worker to park checks for deadlock. One difference from
+// Go: our run-queue stores are release stores, not sequentially consistent ones, so a Ready() on a
+// worker can miss a worker that is parking at that instant (store-load reordering). Nothing is
+// lost: the goroutine sits on the readier's own queue and that worker runs it; only the chance to
+// run it in parallel is missed. A fence on every Ready and spawn was judged not worth it.
 //
 // Cooperative. A goroutine runs until it parks, sleeps, yields or exits; nothing preempts it. The
 // monitor (sysmon.cc) reports one that runs for more than ~10 ms and wakes an idle worker to steal
@@ -353,9 +357,8 @@ void ExecuteFromG0(Worker* w, G* g);
 
 // Picks what runs next without blocking: due timers, the global queue every 61st tick, runnext
 // and the local queue, then the global queue.
-inline __attribute__((always_inline)) G* FindRunnableFast(Sched* s, Worker* w) {
-  int64_t when = w->timer0_when.load(std::memory_order_relaxed);
-  if (when != 0) RunDueTimers(w, 0);
+inline __attribute__((always_inline)) G* FindRunnableFast(Sched* s, Worker* w, bool fire_timers) {
+  if (fire_timers && w->timer0_when.load(std::memory_order_relaxed) != 0) RunDueTimers(w, 0);
   if (w->schedtick.load(std::memory_order_relaxed) % 61 == 0) {
     if (G* g = GlobalRunqGet(s, w, 1)) return g;
   }
@@ -383,10 +386,17 @@ void Schedule(Worker* w, G* cur, PostAction action) {
     Fatalf("goroutine %llu: stack overflow (canary overwritten; this stack had no guard page)",
            static_cast<unsigned long long>(cur->id));
   }
-  G* next = s->stopping.load(std::memory_order_relaxed) ? nullptr : FindRunnableFast(s, w);
+  // No timers while a park's commit is pending: the parking goroutine may still hold the lock its
+  // commit releases, and a timer callback taking that lock would spin on this very thread.
+  G* next = s->stopping.load(std::memory_order_relaxed)
+                ? nullptr
+                : FindRunnableFast(s, w, /*fire_timers=*/action != PostAction::kPark);
   if (next == nullptr && action == PostAction::kYield &&
       !s->stopping.load(std::memory_order_relaxed)) {
-    return;  // nothing else is runnable here: a yield is a no-op, not a trip through g0
+    // Nothing else is runnable here: a yield is a no-op, not a trip through g0. It still counts
+    // as a scheduling point for the monitor.
+    w->schedtick.store(w->schedtick.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    return;
   }
   w->prev = cur;
   w->action = action;
@@ -427,7 +437,7 @@ inline __attribute__((always_inline)) void RunPostSwitch(Worker* w) {
       w->commit = nullptr;
       if (commit != nullptr && !commit(prev, arg)) {
         // Park abandoned: runnable again at once, first in line.
-        CountParked(prev->wait_reason.load(std::memory_order_relaxed), -1);
+        if (!prev->system) CountParked(prev->wait_reason.load(std::memory_order_relaxed), -1);
         prev->wait_reason.store(WaitReason::kNone, std::memory_order_relaxed);
         prev->status.store(GStatus::kRunnable, std::memory_order_relaxed);
         RunqPut(w, prev, true);
@@ -488,7 +498,7 @@ bool LeaveIdleListLocked(Sched* s, Worker* w) {
 G* FindRunnable(Sched* s, Worker* w) {
   for (;;) {
     if (s->stopping.load(std::memory_order_relaxed)) return nullptr;
-    if (G* g = FindRunnableFast(s, w)) return g;
+    if (G* g = FindRunnableFast(s, w, /*fire_timers=*/true)) return g;
 
     // Steal, as long as not too many others are already at it.
     if (!w->spinning) {
@@ -617,9 +627,16 @@ __attribute__((noinline)) Worker* CurrentWorker() {
 }
 
 bool RunqEmpty(const Worker* w) {
-  return w->runq_head.load(std::memory_order_acquire) ==
-             w->runq_tail.load(std::memory_order_acquire) &&
-         w->runnext.load(std::memory_order_acquire) == nullptr;
+  // Go's runqempty: a goroutine can move from runnext to the queue between our reads (RunqPut
+  // kicking the old runnext), so read until tail is stable around the runnext read.
+  for (;;) {
+    uint32_t head = w->runq_head.load(std::memory_order_acquire);
+    uint32_t tail = w->runq_tail.load(std::memory_order_acquire);
+    G* next = w->runnext.load(std::memory_order_acquire);
+    if (tail == w->runq_tail.load(std::memory_order_acquire)) {
+      return head == tail && next == nullptr;
+    }
+  }
 }
 
 void RunqPut(Worker* w, G* g, bool next) {
@@ -983,16 +1000,23 @@ void Run(std::function<void()> main_goroutine, const Options& options) {
     s->done_cv.wait(lock, [s] { return s->main_done; });
   }
 
-  // Stop: workers finish the goroutine they execute (at its next switch) and leave their loops.
+  // Stop. The monitor and the dump thread first: both signal worker threads, which must still
+  // exist. Then workers finish the goroutine they execute (at its next switch) and leave their
+  // loops. Then the blocking pool, before anything its finishing jobs could touch goes away.
+  internal::StopMonitor();
+  internal::StopSignalThread();
   s->stopping.store(true, std::memory_order_release);
   for (auto& w : s->workers) w->parker.Wake();
   for (auto& w : s->workers) pthread_join(w->thread, nullptr);
-  internal::StopMonitor();
-  internal::StopSignalThread();
-  internal::StopBlockingPool();
+  bool jobs_in_flight = internal::StopBlockingPool();
   SetFatalHook(nullptr);
   internal::ClearTimers(s);
   g_sched.store(nullptr, std::memory_order_release);
+  if (jobs_in_flight) {
+    // A blocking call still runs on a pool thread and writes its result into its goroutine's
+    // stack: keep every stack mapped (a deliberate leak, once per such Run; Main exits anyway).
+    static_cast<void>(s->stacks.release());
+  }
   DiscardGoroutines(s);
   sched.reset();
 }

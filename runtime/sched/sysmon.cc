@@ -26,6 +26,10 @@
 namespace greenline::internal {
 namespace {
 
+// A worker stuck this long on one goroutine gets its queue and due timers handed to an idle
+// worker, whatever the warning threshold (Options::long_run_warning_ns) says.
+constexpr int64_t kHandoffAfterNs = 10'000'000;
+
 std::mutex g_mon_mu;
 std::condition_variable g_mon_cv;
 bool g_mon_stop = false;  // guarded by g_mon_mu
@@ -85,10 +89,11 @@ void MonitorLoop(Sched* s) {
         o.reported = false;
         continue;
       }
-      if (now - o.since < threshold) continue;
-      bool backlog = !RunqEmpty(w) || (w->timer0_when.load(std::memory_order_relaxed) != 0 &&
-                                       w->timer0_when.load(std::memory_order_relaxed) <= now);
+      if (now - o.since < kHandoffAfterNs) continue;
+      int64_t when = w->timer0_when.load(std::memory_order_relaxed);
+      bool backlog = !RunqEmpty(w) || (when != 0 && when <= now);
       if (backlog) Wakep(s);
+      if (now - o.since < threshold) continue;
       if (!o.reported && threshold > 0) {
         o.reported = true;
         lock.unlock();

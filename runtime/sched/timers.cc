@@ -99,6 +99,9 @@ void AddTimer(Timer* t) {
   Worker* w = CurrentWorker();
   bool foreign = w == nullptr;
   if (foreign) w = s->workers[0].get();
+  // Read before the push: once in the heap the timer may fire on another worker, and its owner
+  // (a sleeping goroutine, say) run and re-arm it, at any moment.
+  const int64_t when = t->when;
   int64_t old0;
   {
     std::lock_guard<SpinLock> lock(w->timers_lock);
@@ -111,7 +114,7 @@ void AddTimer(Timer* t) {
   // A worker parked on a later deadline must learn of an earlier one. From a worker, this worker
   // will see it at its next schedule; idle workers compute their deadline when they park, so
   // nudge one awake when the new timer is the earliest of this heap.
-  if (foreign || old0 == 0 || t->when < old0) {
+  if (foreign || old0 == 0 || when < old0) {
     if (s->npidle.load(std::memory_order_acquire) > 0) {
       std::lock_guard<std::mutex> lock(s->lock);
       if (Worker* idle = s->idle_workers) idle->parker.Wake();

@@ -11,6 +11,12 @@
 // another goroutine's Done() can end it, so a WaitGroup nobody finishes is a deadlock the runtime
 // reports). Add and Done may be called from any goroutine or thread; Wait only from a goroutine (on
 // a plain thread it spins politely, for tests and start-up code).
+//
+// Lifetime, as in Go: the WaitGroup may be destroyed as soon as Wait() returns, even while the
+// Done() that released it is still returning. So the counter and the number of waiters share one
+// atomic word: a Done() that brings the counter to zero with no waiter registered touches nothing
+// after that atomic operation, and waiters register (in the same word) before they park, so a Done()
+// that sees waiters knows the object stays alive until it has released them.
 #pragma once
 
 #include <atomic>
@@ -19,9 +25,6 @@
 #include "runtime/base/spinlock.h"
 
 namespace greenline {
-namespace internal {
-struct G;
-}
 
 class WaitGroup {
  public:
@@ -42,10 +45,14 @@ class WaitGroup {
 
  private:
   struct Waiter;
-  // The counter is read lock-free by Wait's fast path; the waiter list is under `lock_`.
-  std::atomic<int64_t> count_{0};
+  // High 32 bits: the counter (signed). Low 32 bits: goroutines registered to wait.
+  std::atomic<uint64_t> state_{0};
+  // A semaphore that releases waiters: tokens_ and the waiter list are under lock_. A release that
+  // finds no parked waiter (it registered but has not parked yet) leaves a token it will take.
   SpinLock lock_;
-  Waiter* waiters_ = nullptr;  // guarded by lock_; intrusive, nodes live on the waiters' stacks
+  uint32_t tokens_ = 0;        // guarded by lock_
+  Waiter* waiters_ = nullptr;  // guarded by lock_; intrusive FIFO, nodes live on waiters' stacks
+  Waiter* waiters_tail_ = nullptr;  // guarded by lock_
 };
 
 }  // namespace greenline

@@ -204,6 +204,38 @@ TEST(GoroutineTest, BlockingCallKeepsTheWorkerFree) {
   EXPECT_GT(ticks_during_call.load(), 10);
 }
 
+TEST(GoroutineTest, BlockingCallsDoNotQueueBehindEachOther) {
+  // Two blocking calls in flight at once get two pool threads, even right after the pool had an
+  // idle thread: a read(2) waiting for a write(2) in the other call must not wait forever.
+  int rounds_done = 0;
+  greenline::Run(
+      [&] {
+        Blocking([] {});  // leaves one idle pool thread behind
+        for (int round = 0; round < 50; ++round) {
+          int fds[2];
+          ASSERT_EQ(pipe(fds), 0);
+          WaitGroup wg;
+          wg.Add(2);
+          char got = 0;
+          Go([&] {
+            Blocking([&] { ASSERT_EQ(read(fds[0], &got, 1), 1); });
+            wg.Done();
+          });
+          Go([&] {
+            Blocking([&] { ASSERT_EQ(write(fds[1], "x", 1), 1); });
+            wg.Done();
+          });
+          wg.Wait();
+          close(fds[0]);
+          close(fds[1]);
+          ASSERT_EQ(got, 'x');
+          ++rounds_done;
+        }
+      },
+      Procs(2));
+  EXPECT_EQ(rounds_done, 50);
+}
+
 TEST(GoroutineTest, BlockingRethrowsAndWorksOutsideGoroutines) {
   EXPECT_EQ(Blocking([] { return 5; }), 5);
   bool caught = false;

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -27,6 +28,14 @@ namespace {
 using testing::Procs;
 using namespace std::chrono_literals;
 using testing::RunInChild;
+
+std::mutex g_log_mu;
+std::vector<std::string> g_log_lines;
+
+void CaptureSink(LogLevel, std::string_view line) {
+  std::lock_guard<std::mutex> lock(g_log_mu);
+  g_log_lines.emplace_back(line);
+}
 
 TEST(RunTest, MainGoroutineIsGoroutineOne) {
   uint64_t id = 0;
@@ -70,6 +79,54 @@ TEST(RunTest, ReturnsWhenMainReturnsAndAbandonsTheRest) {
     while (!started) Yield();
   });
   EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
+}
+
+TEST(RunTest, ReturnsWhileABlockingCallStillRuns) {
+  // A goroutine blocked forever in a blocking call (read(2) on a pipe nobody writes) must not keep
+  // the program from ending, as it would not in Go; the call finishing later readies nothing.
+  auto r = RunInChild(
+      [] {
+        int fds[2];
+        if (pipe(fds) != 0) _exit(3);
+        greenline::Run([&] {
+          Go([&] {
+            char c;
+            Blocking([&] { return read(fds[0], &c, 1); });
+          });
+          Sleep(20ms);
+        });
+        std::fputs("returned\n", stdout);
+        std::fflush(stdout);
+        // A second runtime works while the first one's call is still stuck; then unblock it.
+        int ran = 0;
+        greenline::Run([&] { ran = static_cast<int>(Blocking([] { return 7; })); });
+        if (write(fds[1], "x", 1) != 1) _exit(4);
+        std::printf("second runtime ran %d\n", ran);
+      },
+      20);
+  ASSERT_TRUE(r.exited) << r.output;
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("returned"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("second runtime ran 7"), std::string::npos) << r.output;
+}
+
+TEST(RunTest, TimingYieldingWithNothingElseToRunIsNotALongRun) {
+  {
+    std::lock_guard<std::mutex> lock(g_log_mu);
+    g_log_lines.clear();
+  }
+  LogSink old = SetLogSink(&CaptureSink);
+  greenline::Run(
+      [&] {
+        auto end = std::chrono::steady_clock::now() + 60ms;
+        while (std::chrono::steady_clock::now() < end) Yield();  // alone on its worker
+      },
+      Procs(1));
+  SetLogSink(old);
+  std::lock_guard<std::mutex> lock(g_log_mu);
+  for (const auto& line : g_log_lines) {
+    EXPECT_EQ(line.find("has run for"), std::string::npos) << line;
+  }
 }
 
 TEST(RunTest, RestartsCleanlyManyTimes) {
@@ -175,14 +232,6 @@ TEST(RunTest, TimingIdleRuntimeUsesNoCpu) {
       Procs(2));
   RecordProperty("idle_cpu_ms", static_cast<int>(cpu * 1000));
   EXPECT_LT(cpu, 0.05) << "an idle runtime burnt " << cpu * 1000 << " ms of CPU in 1 s";
-}
-
-std::mutex g_log_mu;
-std::vector<std::string> g_log_lines;
-
-void CaptureSink(LogLevel, std::string_view line) {
-  std::lock_guard<std::mutex> lock(g_log_mu);
-  g_log_lines.emplace_back(line);
 }
 
 TEST(RunTest, TimingGoroutineThatDoesNotYieldIsReportedOnce) {

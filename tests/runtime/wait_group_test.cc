@@ -82,6 +82,46 @@ TEST(WaitGroupTest, DoneFromAPlainThreadWakesAGoroutine) {
   EXPECT_TRUE(woke);
 }
 
+TEST(WaitGroupStressTest, AWaitGroupOnTheStackPerRoundAcrossWorkers) {
+  // Go's lifetime rule: a WaitGroup may die as soon as Wait returns, even while the Done that
+  // released it is still returning. Many goroutines each wait on a fresh WaitGroup at the same
+  // stack address round after round, released from other workers: any touch of the WaitGroup after
+  // the final Done corrupts the next round (a lost wakeup: the child stalls; or a negative
+  // counter).
+  auto r = RunInChild(
+      [] {
+        for (int run = 0; run < 40; ++run) {
+          greenline::Run(
+              [&] {
+                WaitGroup all;
+                for (int i = 0; i < 64; ++i) {
+                  all.Add(1);
+                  Go([&all, i] {
+                    for (int k = 0; k < 20; ++k) {
+                      WaitGroup inner;
+                      inner.Add(1);
+                      Go([&inner, i, k] {
+                        if ((i + k) % 3 == 0) Sleep(std::chrono::microseconds(50));
+                        if ((i + k) % 3 == 1) Yield();
+                        inner.Done();
+                      });
+                      inner.Wait();
+                    }
+                    all.Done();
+                  });
+                }
+                all.Wait();
+              },
+              testing::Procs(2 + run % 4));
+        }
+        std::fputs("all rounds done\n", stdout);
+      },
+      60);
+  ASSERT_TRUE(r.exited) << "stalled (a lost wakeup)\n" << r.output;
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("all rounds done"), std::string::npos) << r.output;
+}
+
 TEST(WaitGroupTest, NegativeCounterIsFatal) {
   auto r = RunInChild([] {
     greenline::Run([] {

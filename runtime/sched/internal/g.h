@@ -2,8 +2,9 @@
 //
 // A G is allocated once and recycled: when its goroutine exits, the G keeps its stack and goes to
 // its worker's free list (then to the global one), so spawning in steady state costs no system call
-// and no allocation. Every G ever allocated is listed in Sched::all_gs (for dumps, shutdown), as in
-// Go's allgs; the list is trimmed of nothing while a runtime runs and freed when it stops.
+// and no allocation; the monitor gives back the pages of stacks that stay idle (ScavengeStacks).
+// Every G ever allocated is listed in Sched::all_gs (for dumps, shutdown), as in Go's allgs: the
+// list grows to the peak number of goroutines and is freed when the runtime stops.
 //
 // Ownership of fields:
 //   - fiber, entry, callable: written by the creator before the G is published, then only by the

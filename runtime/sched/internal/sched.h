@@ -176,7 +176,9 @@ int64_t ScavengeStacks(Sched* s, int64_t max_release);
 void StartMonitor(Sched* s);
 void StopMonitor();
 
-// Blocking pool (blocking.cc).
-void StopBlockingPool();
+// Blocking pool (blocking.cc). Drops queued jobs, lets idle threads go, and leaves threads still
+// inside a job to finish it without readying anything. True if such jobs remain: their goroutines'
+// stacks must stay mapped.
+bool StopBlockingPool();
 
 }  // namespace greenline::internal
