@@ -420,17 +420,19 @@ void GoroutineExit(Worker* w, G* g) {
   __builtin_unreachable();
 }
 
-// RunqPut(w, g, false) with the common case (room in the ring) inlined: the requeue of every
-// yield goes through here.
+// Puts g at the tail of w's queue (Go's runqput without `next`), spilling half the queue to the
+// global one when full. Inlined: the requeue of every yield goes through here.
 inline __attribute__((always_inline)) void RunqPutTail(Worker* w, G* g) {
-  uint32_t head = w->runq_head.load(std::memory_order_acquire);
-  uint32_t tail = w->runq_tail.load(std::memory_order_relaxed);
-  if (tail - head < kRunQueueSize) {
-    w->runq[tail % kRunQueueSize].store(g, std::memory_order_relaxed);
-    w->runq_tail.store(tail + 1, std::memory_order_release);
-    return;
+  for (;;) {
+    uint32_t head = w->runq_head.load(std::memory_order_acquire);
+    uint32_t tail = w->runq_tail.load(std::memory_order_relaxed);
+    if (tail - head < kRunQueueSize) {
+      w->runq[tail % kRunQueueSize].store(g, std::memory_order_relaxed);
+      w->runq_tail.store(tail + 1, std::memory_order_release);
+      return;
+    }
+    if (RunqPutSlow(g_sched.load(std::memory_order_relaxed), w, g, head, tail)) return;
   }
-  RunqPut(w, g, false);
 }
 
 inline __attribute__((always_inline)) void RunPostSwitch(Worker* w) {
@@ -658,16 +660,7 @@ void RunqPut(Worker* w, G* g, bool next) {
     if (old == nullptr) return;
     g = old;  // kick the old runnext to the tail
   }
-  for (;;) {
-    uint32_t head = w->runq_head.load(std::memory_order_acquire);
-    uint32_t tail = w->runq_tail.load(std::memory_order_relaxed);
-    if (tail - head < kRunQueueSize) {
-      w->runq[tail % kRunQueueSize].store(g, std::memory_order_relaxed);
-      w->runq_tail.store(tail + 1, std::memory_order_release);
-      return;
-    }
-    if (RunqPutSlow(g_sched.load(std::memory_order_relaxed), w, g, head, tail)) return;
-  }
+  RunqPutTail(w, g);
 }
 
 void GlobalRunqPut(Sched* s, G* g) {
