@@ -16,6 +16,7 @@
 #include "runtime/sched/runtime.h"
 #include "runtime/sync/wait_group.h"
 #include "tests/util/child_process.h"
+#include "tests/util/goroutines.h"
 
 namespace greenline {
 namespace {
@@ -45,14 +46,7 @@ void StartKnownGoroutines(WaitGroup& release, std::atomic<bool>& stop, WaitGroup
     started.Done();
     release.Wait();
   });
-  call_done.Add(1);
-  Go([&] {
-    started.Done();
-    Blocking([&] {
-      while (!stop) usleep(1000);
-    });
-    call_done.Done();
-  });
+  testing::GoBlockedInSyscall(stop, started, call_done);
   started.Wait();
   Sleep(20ms);  // let them park
 }

@@ -12,6 +12,7 @@
 #include "runtime/sched/goroutine.h"
 #include "runtime/sched/runtime.h"
 #include "runtime/sync/wait_group.h"
+#include "tests/util/goroutines.h"
 
 namespace greenline {
 namespace {
@@ -66,14 +67,7 @@ TEST(StateTest, CountsFollowGoroutinesThroughTheirStates) {
           });
         std::atomic<bool> stop{false};
         WaitGroup call_done;  // `stop` lives in this frame: outlive the pool thread's polling of it
-        call_done.Add(1);
-        Go([&] {
-          started.Done();
-          Blocking([&] {
-            while (!stop) usleep(1000);
-          });
-          call_done.Done();
-        });
+        testing::GoBlockedInSyscall(stop, started, call_done);
         started.Wait();
         Sleep(50ms);  // let the last ones park
         seen = ReadStateCounts();
