@@ -22,12 +22,12 @@
 //   - UseRealTime(): the main goroutine parks (Wait, Sleep), so the worker thread's CPU time is
 //     not the elapsed time; Go reports wall time, and N must be chosen on wall time too.
 //   - BM_SpawnJoin keeps all N goroutines alive at once (nothing preempts the spawner), so its
-//     cost depends on N: past the scheduler's pool of kept stacks (kMaxPooledStacks, 4096) every
-//     exit gives a stack back with madvise and every spawn faults a fresh page in. It therefore
-//     runs at a fixed N, the same on both sides (--spawn_join_n=N here, default 100,000;
-//     -benchtime=Nx in Go), rather than at whatever N each harness would pick by time. Its first
-//     round is untimed on both sides: a cold runtime maps and guards every stack once (~5 us
-//     each), which is start-up cost, not spawn cost.
+//     cost could depend on N; it runs at a fixed N, the same on both sides (--spawn_join_n=N here,
+//     default 100,000; -benchtime=Nx in Go), rather than at whatever N each harness would pick by
+//     time. Its first round is untimed on both sides: a cold runtime allocates its Gs (and Go its
+//     stacks) once, which is start-up cost, not spawn cost. Since stacks are bound when a goroutine
+//     first runs (sched/internal/g.h), the N queued goroutines hold Gs only, and each runs on the
+//     stack the previous one left behind.
 //   - The long-run warning is raised: the harness itself runs for many milliseconds on the main
 //     goroutine without yielding (spawning N goroutines, printing), which is expected here.
 #include <benchmark/benchmark.h>

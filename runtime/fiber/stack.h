@@ -18,9 +18,10 @@
 // with EFAULT) before trusting it. Chunks are MADV_NOHUGEPAGE: a transparent huge page would
 // commit 2 MiB behind a single touched stack page.
 //
-// Reuse. Stacks are kept with their goroutine's G when it exits (sched/internal/g.h) and reused
-// without a system call; only stacks the scheduler trims go back here, with their pages returned
-// to the kernel (MADV_DONTNEED), and the chunks are unmapped when the pool is destroyed.
+// Reuse. When a goroutine exits, the scheduler keeps its stack in the worker's cache and a global
+// pool (sched/internal/g.h) and reuses it without a system call; only stacks the scheduler trims
+// go back here, with their pages returned to the kernel (MADV_DONTNEED), and the chunks are
+// unmapped when the pool is destroyed.
 //
 // Thread-safety: all methods may be called from any thread (one mutex; never on a hot path).
 #pragma once

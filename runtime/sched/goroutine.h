@@ -26,8 +26,9 @@ namespace internal {
 struct G;
 using GoEntry = void (*)(void* callable);  // runs the callable, then destroys it
 
-// Takes a goroutine from the pool and reserves `size` bytes aligned to `align` at the top of its
-// stack for the callable; *storage points there. `system` goroutines (the runtime's own, such as
+// Takes a goroutine from the pool and reserves `size` bytes aligned to `align` for the callable;
+// *storage points there: inside the G when it fits (G::kInlineCallableSize; the stack is then bound
+// when the goroutine first runs), else at the top of a stack bound now. `system` goroutines (the runtime's own, such as
 // the signal or HTTP goroutines) are left out of counts and deadlock detection, as Go's are.
 G* PrepareGoroutine(size_t size, size_t align, void** storage, bool system);
 // Makes a prepared goroutine runnable; returns its id. `destroy` drops an unstarted callable when
@@ -36,7 +37,8 @@ uint64_t StartGoroutine(G* g, GoEntry run, GoEntry destroy);
 // Gives back a prepared goroutine whose callable could not be constructed.
 void AbandonGoroutine(G* g);
 
-// Callables bigger than this live on the heap rather than atop the goroutine's stack.
+// Callables bigger than this live on the heap rather than atop the goroutine's stack (those of at
+// most 64 bytes wait in the G itself).
 inline constexpr size_t kMaxInlineCallable = 1024;
 
 // Parks the calling goroutine (wait reason "syscall", a running-class wait) while `fn(arg)` runs on

@@ -244,23 +244,21 @@ uint64_t NewGoid(Sched* s, Worker* w) {
   return w->goid_next++;
 }
 
-// Pops a free G from the global lists, preferring one that still has its stack; requires s->lock.
+// Pops a free G from the global list; requires s->lock.
 G* PopGlobalFreeLocked(Sched* s) {
-  G* g = s->gfree_stack;
+  G* g = s->gfree;
   if (g != nullptr) {
-    s->gfree_stack = g->sched_link;
-    if (--s->ngfree_stacks < s->ngfree_stacks_low) s->ngfree_stacks_low = s->ngfree_stacks;
-  } else if ((g = s->gfree_nostack) != nullptr) {
-    s->gfree_nostack = g->sched_link;
+    s->gfree = g->sched_link;
+    s->ngfree.fetch_sub(1, std::memory_order_relaxed);
   }
-  if (g != nullptr) s->ngfree.fetch_sub(1, std::memory_order_relaxed);
   return g;
 }
 
+// A G with no stack, from the worker's free list, the global one, or the heap.
 G* AllocG(Sched* s, Worker* w) {
   G* g = nullptr;
   if (w != nullptr && w->gfree == nullptr && s->ngfree.load(std::memory_order_relaxed) > 0) {
-    // Refill the local cache with a batch from the global lists.
+    // Refill the local cache with a batch from the global list.
     std::lock_guard<std::mutex> lock(s->lock);
     while (w->ngfree < kMaxLocalFreeGs / 2) {
       G* f = PopGlobalFreeLocked(s);
@@ -285,38 +283,91 @@ G* AllocG(Sched* s, Worker* w) {
     s->all_gs.push_back(g);
   }
   g->sched_link = nullptr;
-  if (g->stack.lo == nullptr) {
-    if (!s->stacks->Allocate(&g->stack)) {
-      Fatal("runtime: cannot allocate a goroutine stack (out of memory or mappings)");
-    }
-  } else {
-    UnpoisonStack(g->stack.lo, g->stack.size);
-  }
   return g;
+}
+
+// Pops a stack from the global pool; requires s->lock.
+bool PopGlobalStackLocked(Sched* s, Stack* out) {
+  if (s->free_stacks.empty()) return false;
+  *out = s->free_stacks.back();
+  s->free_stacks.pop_back();
+  auto n = static_cast<int64_t>(s->free_stacks.size());
+  s->nfree_stacks.store(n, std::memory_order_relaxed);
+  if (n < s->nfree_stacks_low) s->nfree_stacks_low = n;
+  return true;
+}
+
+// A stack: the worker's cache (LIFO: the most recently exited goroutine's, still hot), a batch from
+// the global pool, or the stack pool (which maps and guards new ones). `w` may be null (a thread
+// that is not a worker).
+Stack AllocStack(Sched* s, Worker* w) {
+  Stack st;
+  if (w != nullptr && w->nstack_cache == 0 && s->nfree_stacks.load(std::memory_order_relaxed) > 0) {
+    std::lock_guard<std::mutex> lock(s->lock);
+    while (w->nstack_cache < kMaxLocalStacks / 2 &&
+           PopGlobalStackLocked(s, &w->stack_cache[w->nstack_cache])) {
+      ++w->nstack_cache;
+    }
+  }
+  bool reused = true;
+  if (w != nullptr && w->nstack_cache > 0) {
+    st = w->stack_cache[--w->nstack_cache];
+  } else {
+    bool found = false;
+    if (w == nullptr) {
+      std::lock_guard<std::mutex> lock(s->lock);
+      found = PopGlobalStackLocked(s, &st);
+    }
+    if (!found) {
+      reused = false;
+      if (!s->stacks->Allocate(&st)) {
+        Fatal("runtime: cannot allocate a goroutine stack (out of memory or mappings)");
+      }
+    }
+  }
+  // A finished goroutine's last frames leave ASan poison behind (a no-op in other builds).
+  if (reused) UnpoisonStack(st.lo, st.size);
+  return st;
+}
+
+// Keeps a free stack for reuse: in the worker's cache, half of it moving to the global pool when
+// full. Giving pages back is the monitor's job (ScavengeStacks), off this path.
+void FreeStack(Sched* s, Worker* w, const Stack& st) {
+  if (w->nstack_cache == kMaxLocalStacks) {
+    std::lock_guard<std::mutex> lock(s->lock);
+    while (w->nstack_cache > kMaxLocalStacks / 2)
+      s->free_stacks.push_back(w->stack_cache[--w->nstack_cache]);
+    s->nfree_stacks.store(static_cast<int64_t>(s->free_stacks.size()), std::memory_order_relaxed);
+  }
+  w->stack_cache[w->nstack_cache++] = st;
+}
+
+void GoroutineMain(void* arg);
+
+// Gives an unstarted goroutine its stack, just before a worker first switches to it.
+__attribute__((noinline)) void BindStack(Sched* s, Worker* w, G* g) {
+  g->stack = AllocStack(s, w);
+  InitFiber(&g->fiber, g->stack.lo, g->stack.size, g->stack.hi(), &GoroutineMain, g);
 }
 
 void FreeG(Sched* s, Worker* w, G* g) {
   g->status.store(GStatus::kIdle, std::memory_order_relaxed);
   g->callable = nullptr;
   g->run = g->destroy = nullptr;
+  if (g->stack.lo != nullptr) {
+    FreeStack(s, w, g->stack);
+    g->stack = Stack{};
+  }
   g->sched_link = w->gfree;
   w->gfree = g;
   if (++w->ngfree < kMaxLocalFreeGs) return;
-  // Move half to the global list, stacks and all: giving pages back is the monitor's job
-  // (ScavengeStacks), off this path, so a burst of exits costs no system call.
   std::lock_guard<std::mutex> lock(s->lock);
   while (w->ngfree > kMaxLocalFreeGs / 2) {
     G* f = w->gfree;
     w->gfree = f->sched_link;
     --w->ngfree;
-    if (f->stack.lo != nullptr) {
-      f->sched_link = s->gfree_stack;
-      s->gfree_stack = f;
-      ++s->ngfree_stacks;
-    } else {
-      f->sched_link = s->gfree_nostack;
-      s->gfree_nostack = f;
-    }
+    f->sched_link = s->gfree;
+    s->gfree = f;
     s->ngfree.fetch_add(1, std::memory_order_relaxed);
   }
 }
@@ -367,6 +418,7 @@ inline __attribute__((always_inline)) G* FindRunnableFast(Sched* s, Worker* w, b
 }
 
 void MarkRunning(Worker* w, G* g) {
+  if (g->stack.lo == nullptr) BindStack(g_sched.load(std::memory_order_relaxed), w, g);
   g->status.store(GStatus::kRunning, std::memory_order_relaxed);
   w->cur = g;
   w->cur_goid.store(g->id, std::memory_order_relaxed);
@@ -785,11 +837,17 @@ G* PrepareGoroutine(size_t size, size_t align, void** storage, bool system) {
   g->system = system;
   g->started = false;
   g->id = NewGoid(s, w);
-  auto top = reinterpret_cast<uintptr_t>(g->stack.hi());
-  auto obj = (top - size) & ~(static_cast<uintptr_t>(align) - 1);
-  *storage = reinterpret_cast<void*>(obj);
+  if (size <= G::kInlineCallableSize && align <= G::kInlineCallableAlign) {
+    // Small callable: kept in the G; the stack is bound when the goroutine first runs.
+    *storage = g->inline_callable;
+  } else {
+    g->stack = AllocStack(s, w);
+    auto top = reinterpret_cast<uintptr_t>(g->stack.hi());
+    auto obj = (top - size) & ~(static_cast<uintptr_t>(align) - 1);
+    *storage = reinterpret_cast<void*>(obj);
+    InitFiber(&g->fiber, g->stack.lo, g->stack.size, *storage, &GoroutineMain, g);
+  }
   g->callable = *storage;
-  InitFiber(&g->fiber, g->stack.lo, g->stack.size, reinterpret_cast<void*>(obj), &GoroutineMain, g);
   return g;
 }
 
@@ -816,47 +874,39 @@ void AbandonGoroutine(G* g) {
   Sched* s = g_sched.load(std::memory_order_acquire);
   g->status.store(GStatus::kIdle, std::memory_order_relaxed);
   std::lock_guard<std::mutex> lock(s->lock);
-  g->sched_link = s->gfree_stack;
-  s->gfree_stack = g;
-  ++s->ngfree_stacks;
+  if (g->stack.lo != nullptr) {
+    s->free_stacks.push_back(g->stack);
+    s->nfree_stacks.store(static_cast<int64_t>(s->free_stacks.size()), std::memory_order_relaxed);
+    g->stack = Stack{};
+  }
+  g->sched_link = s->gfree;
+  s->gfree = g;
   s->ngfree.fetch_add(1, std::memory_order_relaxed);
 }
 
 int64_t ScavengeStacks(Sched* s, int64_t max_release) {
-  // Detach a batch of free Gs beyond the pool bound, give their stacks' pages back without the
-  // lock held, then file the Gs as stackless.
-  G* batch = nullptr;
-  int64_t n = 0;
+  // Detach a batch of pooled stacks beyond the bound and give their pages back without the lock
+  // held.
+  std::vector<Stack> batch;
   {
     std::lock_guard<std::mutex> lock(s->lock);
     // Only stacks nobody needed since the last pass are idle: the low-water mark of the pool.
     // After a burst that reused the pool, nothing is taken; once the load is gone, half of what
     // stays idle goes back each pass.
-    int64_t idle = s->ngfree_stacks_low - kMaxPooledStacks;
-    s->ngfree_stacks_low = s->ngfree_stacks;
-    if (idle <= 0) return 0;
-    int64_t want = std::min(max_release, (idle + 1) / 2);
-    while (n < want && s->gfree_stack != nullptr) {
-      G* g = s->gfree_stack;
-      s->gfree_stack = g->sched_link;
-      g->sched_link = batch;
-      batch = g;
-      ++n;
+    int64_t idle = s->nfree_stacks_low - kMaxPooledStacks;
+    if (idle <= 0) {
+      s->nfree_stacks_low = static_cast<int64_t>(s->free_stacks.size());
+      return 0;
     }
-    s->ngfree_stacks -= n;
+    auto want = static_cast<size_t>(std::min(max_release, (idle + 1) / 2));
+    want = std::min(want, s->free_stacks.size());
+    batch.assign(s->free_stacks.end() - static_cast<ptrdiff_t>(want), s->free_stacks.end());
+    s->free_stacks.resize(s->free_stacks.size() - want);
+    s->nfree_stacks_low = static_cast<int64_t>(s->free_stacks.size());
+    s->nfree_stacks.store(s->nfree_stacks_low, std::memory_order_relaxed);
   }
-  G* tail = batch;
-  for (G* g = batch; g != nullptr; g = g->sched_link) {
-    s->stacks->Release(g->stack);
-    g->stack = Stack{};
-    tail = g;
-  }
-  if (batch != nullptr) {
-    std::lock_guard<std::mutex> lock(s->lock);
-    tail->sched_link = s->gfree_nostack;
-    s->gfree_nostack = batch;
-  }
-  return n;
+  for (const Stack& st : batch) s->stacks->Release(st);
+  return static_cast<int64_t>(batch.size());
 }
 
 }  // namespace internal

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "runtime/fiber/stack.h"
+#include "runtime/sched/internal/sched.h"
 #include "runtime/sched/runtime.h"
 #include "runtime/sync/wait_group.h"
 #include "tests/util/child_process.h"
@@ -68,6 +69,73 @@ TEST(GoroutineTest, MoveOnlyAndLargeCallablesWork) {
   });
   EXPECT_EQ(got_small, 42);
   EXPECT_EQ(got_big, 7);
+}
+
+TEST(GoroutineTest, CallablesOfEveryLayoutKeepTheirState) {
+  // Up to 64 bytes (16-aligned) a callable waits in the G; over-aligned or up to 1 KiB it is built
+  // atop a stack bound at spawn; beyond, it is boxed. Each must arrive intact.
+  struct alignas(32) OverAligned {
+    int v;
+  };
+  std::array<int, 16> small{};  // 64 bytes: exactly the G's room
+  small.fill(3);
+  std::array<int, 200> medium{};  // 800 bytes: atop the stack
+  medium.fill(5);
+  int64_t sum_small = 0, sum_medium = 0, over = 0;
+  greenline::Run([&] {
+    WaitGroup wg;
+    wg.Add(3);
+    Go([&wg, &sum_small, small]() mutable {
+      for (int v : small) sum_small += v;
+      wg.Done();
+    });
+    Go([&wg, &sum_medium, medium] {
+      for (int v : medium) sum_medium += v;
+      wg.Done();
+    });
+    OverAligned a{9};
+    Go([&wg, &over, a] {
+      over = reinterpret_cast<uintptr_t>(&a) % alignof(OverAligned) == 0 ? a.v : -1;
+      wg.Done();
+    });
+    wg.Wait();
+  });
+  EXPECT_EQ(sum_small, 16 * 3);
+  EXPECT_EQ(sum_medium, 200 * 5);
+  EXPECT_EQ(over, 9);
+}
+
+TEST(GoroutineTest, UnstartedGoroutinesHoldNoStack) {
+  // A goroutine gets its stack when it first runs, so a burst of spawns costs Gs, not stacks (and
+  // the stacks used are the few that exiting goroutines hand on). A callable too big for the G
+  // needs its stack at spawn: the same burst then holds one stack per goroutine.
+  constexpr int kN = 20000;
+  size_t small_burst = 0, big_burst = 0;
+  greenline::Run(
+      [&] {
+        StackPool* pool = internal::g_sched.load()->stacks.get();
+        size_t before = pool->stacks_handed_out();
+        WaitGroup wg;
+        wg.Add(kN);
+        for (int i = 0; i < kN; ++i) Go([&wg] { wg.Done(); });
+        small_burst = pool->stacks_handed_out() - before;
+        wg.Wait();
+        std::array<char, 256> pad{};
+        before = pool->stacks_handed_out();
+        wg.Add(kN);
+        for (int i = 0; i < kN; ++i) {
+          Go([&wg, pad] {
+            volatile char first = pad[0];  // the capture is used, so it is kept
+            (void)first;
+            wg.Done();
+          });
+        }
+        big_burst = pool->stacks_handed_out() - before;
+        wg.Wait();
+      },
+      Procs(1));
+  EXPECT_LT(small_burst, 100u);
+  EXPECT_GE(big_burst, static_cast<size_t>(kN) - 2 * internal::kMaxLocalStacks);
 }
 
 TEST(GoroutineTest, YieldingLoopDoesNotStarveOthers) {

@@ -1,8 +1,15 @@
 // G: the runtime's record of one goroutine (Go's g). Internal to runtime/sched.
 //
-// A G is allocated once and recycled: when its goroutine exits, the G keeps its stack and goes to
-// its worker's free list (then to the global one), so spawning in steady state costs no system call
-// and no allocation; the monitor gives back the pages of stacks that stay idle (ScavengeStacks).
+// A G is allocated once and recycled: when its goroutine exits, the G goes to its worker's free
+// list and its stack to its worker's stack cache (each overflowing to a global pool), so spawning
+// in steady state costs no system call and no allocation; the monitor gives back the pages of
+// pooled stacks that stay idle (ScavengeStacks).
+//
+// Stacks are bound late. A goroutine whose callable fits `inline_callable` gets no stack until a
+// worker first switches to it (BindStack, scheduler.cc): a spawned but unstarted goroutine costs
+// its G alone, and the stack it gets is the one the last exiting goroutine left in the worker's
+// cache, still hot. A burst of N spawns followed by N short runs touches one or two stacks, not N.
+// Bigger callables are built atop a stack bound at spawn, as before.
 // Every G ever allocated is listed in Sched::all_gs (for dumps, shutdown), as in Go's allgs: the
 // list grows to the peak number of goroutines and is freed when the runtime stops.
 //
@@ -27,8 +34,13 @@
 namespace greenline::internal {
 
 struct G {
+  // Room for a small callable (most lambdas: a few pointers), so it needs no stack before it runs.
+  static constexpr size_t kInlineCallableSize = 64;
+  static constexpr size_t kInlineCallableAlign = 16;
+  alignas(kInlineCallableAlign) unsigned char inline_callable[kInlineCallableSize];
+
   Fiber fiber;
-  Stack stack;
+  Stack stack;  // lo == nullptr: not bound yet (unstarted goroutine with an inline callable)
   uint64_t id = 0;
   bool system = false;
   bool started = false;  // the entry began running; written by the executing worker only
@@ -37,7 +49,7 @@ struct G {
   std::atomic<int64_t> wait_since{0};  // Nanotime() when it parked
   GoEntry run = nullptr;               // runs and destroys the callable
   GoEntry destroy = nullptr;           // destroys an unstarted callable
-  void* callable = nullptr;            // atop the stack (or boxed on the heap by Spawn)
+  void* callable = nullptr;            // in inline_callable, or atop the stack (see above)
   G* sched_link = nullptr;             // global run queue, free lists
   Timer sleep_timer;                   // Sleep's timer: fn readies this G
   int32_t all_index = -1;              // position in Sched::all_gs

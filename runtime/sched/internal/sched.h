@@ -27,9 +27,12 @@ namespace greenline::internal {
 inline constexpr uint32_t kRunQueueSize = 256;  // Go's runq length
 inline constexpr int kNumReasons = static_cast<int>(WaitReason::kCount);
 inline constexpr int kMaxLocalFreeGs = 64;
-// Free Gs keep their stacks for reuse; beyond this many, the monitor gives the pages of stacks that
-// stayed idle back to the kernel over time (half per pass, like Go's scavenger), never the exiting
-// goroutine itself.
+// Free stacks a worker keeps for itself: an exiting goroutine's stack is the next starting one's,
+// still hot in cache and TLB.
+inline constexpr int kMaxLocalStacks = 32;
+// Free stacks stay committed for reuse; beyond this many in the global pool, the monitor gives the
+// pages of stacks that stayed idle back to the kernel over time (half per pass, like Go's
+// scavenger).
 inline constexpr int64_t kMaxPooledStacks = 4096;
 
 // What a goroutine that switches out asks the next context to do with it once its registers are
@@ -78,9 +81,11 @@ struct alignas(64) Worker {
   Worker* idle_next = nullptr;
   bool spinning = false;
 
-  // Free Gs with stacks, owned by the worker thread.
+  // Free Gs (never holding a stack) and free committed stacks, owned by the worker thread.
   G* gfree = nullptr;
   int ngfree = 0;
+  Stack stack_cache[kMaxLocalStacks];
+  int nstack_cache = 0;
   // Goroutine ids handed out in batches from Sched::next_goid.
   uint64_t goid_next = 0, goid_end = 0;
   uint64_t rand_state = 0;
@@ -111,13 +116,13 @@ struct Sched {
   G* grunq_tail = nullptr;
   std::atomic<int64_t> grunq_size{0};  // written under lock; read racily as a hint
   Worker* idle_workers = nullptr;
-  std::atomic<int> npidle{0};      // written under lock; read racily (Go's sched.npidle)
-  std::atomic<int> nspinning{0};   // workers looking for work (Go's sched.nmspinning)
-  G* gfree_stack = nullptr;        // global free Gs that keep their stack; under lock
-  G* gfree_nostack = nullptr;      // global free Gs whose stack was scavenged; under lock
-  int64_t ngfree_stacks = 0;       // length of gfree_stack; under lock
-  int64_t ngfree_stacks_low = 0;   // its low-water mark since the last scavenge; under lock
-  std::atomic<int64_t> ngfree{0};  // both lists' length: written under lock, read as a hint
+  std::atomic<int> npidle{0};            // written under lock; read racily (Go's sched.npidle)
+  std::atomic<int> nspinning{0};         // workers looking for work (Go's sched.nmspinning)
+  G* gfree = nullptr;                    // global free Gs (no stacks); under lock
+  std::atomic<int64_t> ngfree{0};        // its length: written under lock, read as a hint
+  std::vector<Stack> free_stacks;        // committed free stacks; under lock
+  int64_t nfree_stacks_low = 0;          // its low-water mark since the last scavenge; under lock
+  std::atomic<int64_t> nfree_stacks{0};  // free_stacks.size(): written under lock, read as a hint
 
   // Every G allocated (dump, shutdown). Under all_gs_lock.
   std::mutex all_gs_lock;
