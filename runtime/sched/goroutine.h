@@ -28,8 +28,9 @@ using GoEntry = void (*)(void* callable);  // runs the callable, then destroys i
 
 // Takes a goroutine from the pool and reserves `size` bytes aligned to `align` for the callable;
 // *storage points there: inside the G when it fits (G::kInlineCallableSize; the stack is then bound
-// when the goroutine first runs), else at the top of a stack bound now. `system` goroutines (the runtime's own, such as
-// the signal or HTTP goroutines) are left out of counts and deadlock detection, as Go's are.
+// when the goroutine first runs), else at the top of a stack bound now. `system` goroutines (the
+// runtime's own, such as the signal or HTTP goroutines) are left out of counts and deadlock
+// detection, as Go's are.
 G* PrepareGoroutine(size_t size, size_t align, void** storage, bool system);
 // Makes a prepared goroutine runnable; returns its id. `destroy` drops an unstarted callable when
 // the runtime ends before the goroutine ever ran.

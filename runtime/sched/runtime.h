@@ -35,9 +35,9 @@ struct Options {
 // workers have stopped. Goroutines still alive then are discarded without running to completion
 // (their stacks are reused; objects on them are not destroyed), as a Go program's exit discards
 // them. A Blocking() call still running on a pool thread is not waited for: it finishes on its own
-// and readies nothing (its goroutine's stack then stays mapped). Blocks the calling thread, which does not become a worker. Not reentrant: one runtime per
-// process at a time. A deadlock, an unrecovered panic or a stack overflow ends the process with
-// exit status 2 as Go does.
+// and readies nothing (its goroutine's stack then stays mapped). Blocks the calling thread, which
+// does not become a worker. Not reentrant: one runtime per process at a time. A deadlock, an
+// unrecovered panic or a stack overflow ends the process with exit status 2 as Go does.
 void Run(std::function<void()> main_goroutine, const Options& options = {});
 
 // Run() followed by std::exit(0): for a program's main().

@@ -65,6 +65,7 @@
 #include "runtime/base/backtrace.h"
 #include "runtime/base/fatal.h"
 #include "runtime/base/log.h"
+#include "runtime/base/runtime_error.h"
 #include "runtime/sched/goroutine.h"
 #include "runtime/sched/internal/sched.h"
 #include "runtime/sched/maxprocs.h"
@@ -83,15 +84,17 @@ constexpr int kGoidBatch = 16;
 
 thread_local Worker* tls_worker = nullptr;
 
-uint32_t FastRand(Worker* w) {
-  // xorshift64*: thieves pick victims in a random order.
-  uint64_t x = w->rand_state;
+// xorshift64*: thieves pick victims in a random order, select its cases.
+uint32_t XorShiftNext(uint64_t* state) {
+  uint64_t x = *state;
   x ^= x >> 12;
   x ^= x << 25;
   x ^= x >> 27;
-  w->rand_state = x;
+  *state = x;
   return static_cast<uint32_t>((x * 0x2545F4914F6CDD1Dull) >> 32);
 }
+
+uint32_t FastRand(Worker* w) { return XorShiftNext(&w->rand_state); }
 
 template <class T>
 void OwnerAdd(std::atomic<T>& counter, T delta) {
@@ -378,6 +381,8 @@ void ReportUncaughtException(G* g) {
   std::string what = "unknown C++ exception";
   try {
     throw;
+  } catch (const RuntimeError& e) {
+    what = e.what();  // Go's run-time panics print their message alone
   } catch (const std::exception& e) {
     what = std::string(e.what()) + " [" + typeid(e).name() + "]";
   } catch (...) {
@@ -798,6 +803,18 @@ __attribute__((noinline)) void Park(WaitReason reason, bool (*commit)(G*, void*)
   w->commit = commit;
   w->commit_arg = arg;
   Schedule(w, g, PostAction::kPark);
+}
+
+uint32_t CheapRandN(uint32_t n) {
+  uint32_t r;
+  if (Worker* w = CurrentWorker()) {
+    r = FastRand(w);
+  } else {
+    static thread_local uint64_t state = 0;  // a plain thread: never crosses a switch
+    if (state == 0) state = 0x9E3779B97F4A7C15ull ^ reinterpret_cast<uintptr_t>(&state);
+    r = XorShiftNext(&state);
+  }
+  return static_cast<uint32_t>((static_cast<uint64_t>(r) * n) >> 32);  // Lemire's range reduction
 }
 
 void ParkUnlock(WaitReason reason, SpinLock* lock) {

@@ -31,6 +31,13 @@ struct Timer {
   // lock; read racily (acquire) by StopTimer to find the lock to take.
   std::atomic<Worker*> heap{nullptr};
   int32_t index = -1;  // position in the heap; guarded by the heap's lock
+  // A periodic timer whose callback runs right now (it is in no heap meanwhile). Stored before the
+  // heap field is cleared and cleared after it is set again, so StopTimer can wait the callback
+  // out. One-shot timers never set it: their callback may free them.
+  std::atomic<bool> firing{false};
+  // Called when the runtime stops with the timer still pending (no lock held), so a timer that
+  // owns itself (a one-shot freed by its callback) is freed anyway. Optional.
+  void (*discard)(Timer* timer) = nullptr;
 };
 
 // Adds `t` (not in any heap; t->when set) to the calling worker's heap, or to worker 0's from a
@@ -38,8 +45,11 @@ struct Timer {
 void AddTimer(Timer* t);
 
 // Removes `t` from its heap. True if it was removed before firing; false if it was not in a heap
-// (never added, already fired, or firing right now on another worker: its callback may still be
-// running, so memory it uses must stay valid until the callback is known to be done).
+// (never added, already fired, or a one-shot timer firing right now on another worker: its
+// callback may still be running, so memory it uses must stay valid until the callback is known to
+// be done). A periodic timer is never lost that way: while its callback runs, StopTimer waits for
+// it to finish (so it must not be called from the timer's own callback), then removes it: once it
+// returns, the callback is not running and will not run again.
 bool StopTimer(Timer* t);
 
 // Pending timers across all workers (the deadlock detector's "no timer pending" test).

@@ -3,8 +3,9 @@
 // Invariants: a Timer is in at most one heap; t->heap names it and t->index is its slot, both
 // written under that heap's lock. timer0_when mirrors heap[0]->when (0 when empty) so schedulers
 // can skip the lock and the clock when nothing is due. A fired timer is out of every heap before
-// its callback runs, and the callback runs with no lock held, so it may add timers (periodic ones
-// are re-added by us, under the lock, before the callback).
+// its callback runs, and the callback runs with no lock held, so it may add timers. Periodic
+// timers are re-added after their callback, with `firing` set meanwhile so that StopTimer can wait
+// for the callback to end (a Ticker's owner may free it as soon as Stop returns).
 #include <time.h>
 
 #include <chrono>
@@ -125,7 +126,15 @@ void AddTimer(Timer* t) {
 bool StopTimer(Timer* t) {
   for (;;) {
     Worker* w = t->heap.load(std::memory_order_acquire);
-    if (w == nullptr) return false;
+    if (w == nullptr) {
+      if (t->firing.load(std::memory_order_acquire)) {
+        CpuRelax();  // a periodic callback runs; it is short, and the timer goes back right after
+        continue;
+      }
+      // Not firing: but it may have been re-added just before `firing` was cleared.
+      if (t->heap.load(std::memory_order_acquire) != nullptr) continue;
+      return false;
+    }
     std::lock_guard<SpinLock> lock(w->timers_lock);
     if (t->heap.load(std::memory_order_relaxed) != w) continue;  // moved or fired meanwhile
     RemoveLocked(w, t);
@@ -138,18 +147,23 @@ int64_t RunDueTimers(Worker* w, int64_t now) {
   if (now == 0) now = Nanotime();
   for (;;) {
     Timer* due = nullptr;
+    bool periodic;
     {
       std::lock_guard<SpinLock> lock(w->timers_lock);
       if (w->timers.empty() || w->timers[0]->when > now) break;
       due = w->timers[0];
+      periodic = due->period > 0;
+      if (periodic) due->firing.store(true, std::memory_order_relaxed);  // before heap is cleared
       RemoveLocked(w, due);
-      if (due->period > 0) {
-        due->when += due->period;
-        if (due->when <= now) due->when = now + due->period;  // missed ticks are dropped, as Go
-        PushLocked(w, due);
-      }
     }
-    due->fn(due, now);
+    due->fn(due, now);  // a one-shot timer may be gone after this
+    if (periodic) {
+      std::lock_guard<SpinLock> lock(w->timers_lock);
+      due->when += due->period;
+      if (due->when <= now) due->when = now + due->period;  // missed ticks are dropped, as Go
+      PushLocked(w, due);
+      due->firing.store(false, std::memory_order_release);  // after heap is set again
+    }
   }
   return now;
 }
@@ -172,16 +186,19 @@ int64_t PendingTimers() {
 }
 
 void ClearTimers(Sched* s) {
+  std::vector<Timer*> discard;
   for (auto& w : s->workers) {
     std::lock_guard<SpinLock> lock(w->timers_lock);
     for (Timer* t : w->timers) {
       t->index = -1;
       t->heap.store(nullptr, std::memory_order_relaxed);
+      if (t->discard != nullptr) discard.push_back(t);
     }
     w->timers.clear();
     w->ntimers.store(0, std::memory_order_relaxed);
     w->timer0_when.store(0, std::memory_order_relaxed);
   }
+  for (Timer* t : discard) t->discard(t);
 }
 
 }  // namespace greenline::internal
