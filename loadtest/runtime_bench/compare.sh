@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # compare.sh: runs runtime_bench (greenline, Google Benchmark) and its Go twin (go/, `go test
-# -bench`) side by side on one worker, prints each pair with the ratio and the goal, and saves the
-# results with the machine, the toolchains and the command.
+# -bench`) side by side, each pair on the same worker count, prints each pair with the ratio and the
+# goal, and saves the results with the machine, the toolchains and the command.
 #
 #   loadtest/runtime_bench/compare.sh [--bench PATH] [--out FILE.md] [--quick] [--reps N]
 #                                     [--spawn-n N] [--go PATH] [--strict]
@@ -16,12 +16,13 @@
 #   --go PATH     the Go toolchain (default: $GO, else /usr/lib/go-1.23/bin/go, else go on PATH).
 #   --strict      exit 1 when a goal is missed (default: report it, exit 0).
 #
-# One worker on both sides: runtime_bench sets Options::max_procs = 1 itself; Go runs with
-# GOMAXPROCS=1 and -test.cpu=1. Pairs are interleaved (C++ A, Go A, C++ B, Go B, ...), and which
-# side goes first alternates between repetitions, so drift in the machine's speed (other tenants,
-# thermal state) lands on both sides alike. Only the Go test binary is built here, with its cache
-# under build/ (GOCACHE, GOPATH), no network (GOPROXY=off, GOTOOLCHAIN=local), so it works as root
-# in CI with HOME unset.
+# A pair is a benchmark and a worker count P (the `pairs` list below, README.md's table): the C++
+# side runs as `runtime_bench --procs=P` (one runtime with P workers per process; runtime_bench.cc
+# says why), the Go side with GOMAXPROCS=P and -test.cpu=P. Pairs are interleaved (C++ A, Go A,
+# C++ B, Go B, ...), and which side goes first alternates between repetitions, so drift in the
+# machine's speed (other tenants, thermal state) lands on both sides alike. Only the Go test binary
+# is built here, with its cache under build/ (GOCACHE, GOPATH), no network (GOPROXY=off,
+# GOTOOLCHAIN=local), so it works as root in CI with HOME unset.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
@@ -99,45 +100,49 @@ echo "compare.sh: building the Go twin with $go_bin" >&2
   die "building the Go benchmarks failed"
 
 # ---- runs ----------------------------------------------------------------------------------------
-benchmarks=(YieldPingPong SpawnJoin SleepWake)
+# Every pair, NAME:P (P = workers on both sides), in the order run. The units and goals are in the
+# BENCHES table of the Python below; a new pair goes in both (and in README.md's table).
+pairs=(YieldPingPong:1 SpawnJoin:1 SleepWake:1 ChanPingPong:1 ChanPingPong:2 BufferedChan:1
+  SelectTwoReady:1)
 per_run_timeout=600
-cxx_cmd_template="$bench --benchmark_filter='^BM_NAME/' --benchmark_format=json \
+cxx_cmd_template="$bench --procs=P --benchmark_filter='^BM_NAME/procs:P/' --benchmark_format=json \
 --benchmark_min_time=$min_time --spawn_join_n=$spawn_n"
-go_cmd_template="GOMAXPROCS=1 runtime_bench.test -test.run='^\$' -test.bench='^BenchmarkNAME\$' \
--test.cpu=1 -test.count=1 -test.benchtime=<${min_time}s, or ${spawn_n}x for SpawnJoin>"
+go_cmd_template="GOMAXPROCS=P runtime_bench.test -test.run='^\$' -test.bench='^BenchmarkNAME\$' \
+-test.cpu=P -test.count=1 -test.benchtime=<${min_time}s, or ${spawn_n}x for SpawnJoin>"
 
-run_cxx() {  # name rep
-  local f="$work/cxx_$1_$2"
-  if ! timeout -k 10 "$per_run_timeout" "$bench" --benchmark_filter="^BM_$1/" \
-      --benchmark_format=json --benchmark_min_time="$min_time" --spawn_join_n="$spawn_n" \
+run_cxx() {  # name procs rep
+  local f="$work/cxx_$1_$2_$3"
+  if ! timeout -k 10 "$per_run_timeout" "$bench" --procs="$2" \
+      --benchmark_filter="^BM_$1/procs:$2/" --benchmark_format=json --benchmark_min_time="$min_time" --spawn_join_n="$spawn_n" \
       >"$f.json" 2>"$f.err"; then
     cat "$f.err" >&2
-    die "runtime_bench failed on BM_$1 (repetition $2); command: $cxx_cmd_template"
+    die "runtime_bench failed on BM_$1/procs:$2 (repetition $3); command: $cxx_cmd_template"
   fi
 }
 
-run_go() {  # name rep
-  local f="$work/go_$1_$2" benchtime="${min_time}s"
+run_go() {  # name procs rep
+  local f="$work/go_$1_$2_$3" benchtime="${min_time}s"
   [ "$1" = SpawnJoin ] && benchtime="${spawn_n}x"
-  if ! (cd "$work" && GOMAXPROCS=1 timeout -k 10 "$per_run_timeout" ./runtime_bench.test \
-      -test.run='^$' -test.bench="^Benchmark$1\$" -test.cpu=1 -test.count=1 \
+  if ! (cd "$work" && GOMAXPROCS="$2" timeout -k 10 "$per_run_timeout" ./runtime_bench.test \
+      -test.run='^$' -test.bench="^Benchmark$1\$" -test.cpu="$2" -test.count=1 \
       -test.benchtime="$benchtime" >"$f.txt" 2>&1); then
     cat "$f.txt" >&2
-    die "the Go benchmark Benchmark$1 failed (repetition $2)"
+    die "the Go benchmark Benchmark$1 failed with GOMAXPROCS=$2 (repetition $3)"
   fi
 }
 
 started="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 load_before="$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)"
 for ((rep = 1; rep <= reps; ++rep)); do
-  for name in "${benchmarks[@]}"; do
-    echo "compare.sh: repetition $rep/$reps: $name" >&2
+  for pair in "${pairs[@]}"; do
+    name="${pair%:*}" procs="${pair#*:}"
+    echo "compare.sh: repetition $rep/$reps: $name/procs:$procs" >&2
     if ((rep % 2 == 1)); then
-      run_cxx "$name" "$rep"
-      run_go "$name" "$rep"
+      run_cxx "$name" "$procs" "$rep"
+      run_go "$name" "$procs" "$rep"
     else
-      run_go "$name" "$rep"
-      run_cxx "$name" "$rep"
+      run_go "$name" "$procs" "$rep"
+      run_cxx "$name" "$procs" "$rep"
     fi
   done
 done
@@ -168,19 +173,26 @@ json_out="${out%.md}.json"
 [ "$json_out" = "$out" ] && json_out="$out.json"
 
 python3 - "$work" "$out" "$json_out" "$reps" "$strict" "$quick" "$min_time" "$spawn_n" \
-  "$invocation" "$cxx_cmd_template" "$go_cmd_template" <<'PY'
+  "$invocation" "$cxx_cmd_template" "$go_cmd_template" "${pairs[*]}" <<'PY'
 import json, re, statistics, sys
 
 (work, out, json_out, reps, strict, quick, min_time, spawn_n, invocation, cxx_cmd,
- go_cmd) = sys.argv[1:]
+ go_cmd, pairs_run) = sys.argv[1:]
 reps, strict, quick = int(reps), strict == "1", quick == "1"
 
-# name, unit, goal (greenline / Go at most), Go name
+# name, workers (both sides), unit, goal (greenline / Go at most; None: reported only). The same
+# rows as README.md's table and the shell's `pairs` list.
 BENCHES = [
-    ("YieldPingPong", "per switch", 0.25),
-    ("SpawnJoin", "per goroutine", 0.33),
-    ("SleepWake", "per 1 ns sleep", None),
+    ("YieldPingPong", 1, "per switch", 0.25),
+    ("SpawnJoin", 1, "per goroutine", 0.33),
+    ("SleepWake", 1, "per 1 ns sleep", None),
+    ("ChanPingPong", 1, "per round trip", 0.33),
+    ("ChanPingPong", 2, "per round trip", 1.0),
+    ("BufferedChan", 1, "per value", 1.0),
+    ("SelectTwoReady", 1, "per select", 1.0),
 ]
+if sorted(pairs_run.split()) != sorted(f"{n}:{p}" for n, p, _, _ in BENCHES):
+    sys.exit("compare.sh: the shell's pairs and the BENCHES table disagree: " + pairs_run)
 TO_NS = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
 
 machine = {}
@@ -189,44 +201,52 @@ with open(f"{work}/machine.txt") as f:
         k, _, v = line.rstrip("\n").partition("=")
         machine[k] = v
 
-def cxx_result(name, rep):
-    with open(f"{work}/cxx_{name}_{rep}.json") as f:
+def cxx_result(name, procs, rep):
+    with open(f"{work}/cxx_{name}_{procs}_{rep}.json") as f:
         doc = json.load(f)
     runs = [b for b in doc["benchmarks"]
-            if b["name"].split("/")[0] == f"BM_{name}" and b.get("run_type", "iteration") == "iteration"]
+            if b["name"].split("/")[:2] == [f"BM_{name}", f"procs:{procs}"]
+            and b.get("run_type", "iteration") == "iteration"]
     if len(runs) != 1:
-        sys.exit(f"compare.sh: expected one BM_{name} result in repetition {rep}, got {len(runs)}")
+        sys.exit(f"compare.sh: expected one BM_{name}/procs:{procs} result in repetition {rep}, "
+                 f"got {len(runs)}")
+    if doc["context"].get("greenline_max_procs") != str(procs):
+        sys.exit(f"compare.sh: BM_{name}/procs:{procs} ran on "
+                 f"{doc['context'].get('greenline_max_procs')} workers")
     b = runs[0]
     if b.get("error_occurred"):
         sys.exit(f"compare.sh: BM_{name} reported an error: {b.get('error_message')}")
     return (b["real_time"] * TO_NS[b["time_unit"]], int(b["iterations"]),
             b.get("switches_per_op"), doc["context"])
 
-GO_LINE = re.compile(r"^Benchmark(\w+?)(?:-\d+)?\s+(\d+)\s+([0-9.]+) ns/op")
+# Go appends -P to a benchmark's name when it ran with GOMAXPROCS=P > 1.
+GO_LINE = re.compile(r"^Benchmark(\w+?)(?:-(\d+))?\s+(\d+)\s+([0-9.]+) ns/op")
 
-def go_result(name, rep):
-    with open(f"{work}/go_{name}_{rep}.txt") as f:
+def go_result(name, procs, rep):
+    with open(f"{work}/go_{name}_{procs}_{rep}.txt") as f:
         text = f.read()
-    hits = [m for m in map(GO_LINE.match, text.splitlines()) if m and m.group(1) == name]
+    hits = [m for m in map(GO_LINE.match, text.splitlines())
+            if m and m.group(1) == name and int(m.group(2) or 1) == procs]
     if len(hits) != 1:
-        sys.exit(f"compare.sh: no single Benchmark{name} line in the Go output:\n{text}")
-    return float(hits[0].group(3)), int(hits[0].group(2))
+        sys.exit(f"compare.sh: no single Benchmark{name} line for GOMAXPROCS={procs} in the Go "
+                 f"output:\n{text}")
+    return float(hits[0].group(4)), int(hits[0].group(3))
 
 results, context = [], {}
-for name, unit, goal in BENCHES:
+for name, procs, unit, goal in BENCHES:
     cxx, go = [], []
     for rep in range(1, reps + 1):
-        ns, iters, switches, context = cxx_result(name, rep)
+        ns, iters, switches, context = cxx_result(name, procs, rep)
         cxx.append({"ns_per_op": ns, "n": iters, "switches_per_op": switches})
-        ns, iters = go_result(name, rep)
+        ns, iters = go_result(name, procs, rep)
         go.append({"ns_per_op": ns, "n": iters})
     c = statistics.median(r["ns_per_op"] for r in cxx)
     g = statistics.median(r["ns_per_op"] for r in go)
     ratio = c / g
     met = None if goal is None else ratio <= goal
-    results.append({"benchmark": name, "unit": unit, "greenline_ns": c, "go_ns": g,
-                    "ratio": ratio, "goal": goal, "met": met, "greenline_runs": cxx,
-                    "go_runs": go})
+    results.append({"benchmark": f"{name}/procs:{procs}", "name": name, "procs": procs,
+                    "unit": unit, "greenline_ns": c, "go_ns": g, "ratio": ratio, "goal": goal,
+                    "met": met, "greenline_runs": cxx, "go_runs": go})
 
 def fmt_ns(v):
     return f"{v:.1f}" if v < 1000 else f"{v:.0f}"
@@ -245,14 +265,16 @@ print(line(header))
 print("  ".join("-" * w for w in widths))
 for row in rows:
     print(line(row))
-print(f"(median of {reps}; one worker; SpawnJoin at N = {spawn_n}; results in {out})")
+print(f"(median of {reps}; procs:P = P workers on both sides; SpawnJoin at N = {spawn_n}; "
+      f"results in {out})")
 
 lib_type = context.get("library_build_type", "unknown")
 md = []
-md.append("# runtime_bench: greenline vs Go, one worker\n")
+md.append("# runtime_bench: greenline vs Go\n")
 md.append(f"Run {machine.get('started')} to {machine.get('finished')}"
           f"{' (--quick)' if quick else ''}. Median of {reps} interleaved repetitions; "
-          "ratio = greenline / Go (lower is better). Unit definitions: README.md.\n")
+          "ratio = greenline / Go (lower is better); procs:P = P workers on both sides "
+          "(runtime_bench --procs=P; GOMAXPROCS=P, -test.cpu=P). Unit definitions: README.md.\n")
 md.append("| " + " | ".join(header) + " |")
 md.append("|" + "|".join(["---"] * 2 + ["---:"] * 5) + "|")
 for row in rows:
@@ -268,7 +290,7 @@ for r in results:
     paired = [c["ns_per_op"] / g["ns_per_op"] for c, g in zip(r["greenline_runs"], r["go_runs"])]
     md.append(f"| {r['benchmark']} | ratio | " + " | ".join(f"{x:.2f}" for x in paired) + " |")
 md.append("")
-sw = ", ".join(f"{r['benchmark']} {statistics.median(x['switches_per_op'] for x in r['greenline_runs']):.2f}"
+sw = ", ".join(f"{r['benchmark']} {statistics.median(x['switches_per_op'] for x in r['greenline_runs']):.3f}"
                for r in results if all(x["switches_per_op"] is not None for x in r["greenline_runs"]))
 if sw:
     md.append(f"greenline goroutine switches per op (median; from TotalSwitches()): {sw}.\n")
@@ -278,7 +300,7 @@ md.append(f"- CPU: {machine.get('cpu_model')} ({machine.get('nproc')} CPUs onlin
           f"{', hypervisor ' + machine['hypervisor'] if machine.get('hypervisor') else ''}), "
           f"memory {machine.get('mem_total')}")
 md.append(f"- load average before the run: {machine.get('load_before')}")
-md.append(f"- Go: `{machine.get('go_version')}` (GOMAXPROCS=1, -test.cpu=1)")
+md.append(f"- Go: `{machine.get('go_version')}` (GOMAXPROCS=P and -test.cpu=P for a procs:P pair)")
 md.append(f"- C++: `{machine.get('gxx_version')}`"
           + (f"; runtime_bench built with `{machine['cxx_compiler']}`, "
              f"CMAKE_BUILD_TYPE={machine.get('build_type')}, LTO={machine.get('lto') or 'OFF'}"
@@ -291,8 +313,8 @@ md.append("## Command\n")
 md.append("```")
 md.append(invocation)
 md.append("```")
-md.append("Each repetition ran, per benchmark NAME, interleaved (C++ first on odd repetitions, "
-          "Go first on even ones):\n")
+md.append("Each repetition ran, per benchmark NAME and worker count P, interleaved (C++ first on "
+          "odd repetitions, Go first on even ones):\n")
 md.append("```")
 md.append(cxx_cmd)
 md.append(go_cmd)

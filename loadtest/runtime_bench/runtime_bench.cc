@@ -9,12 +9,32 @@
 //                     once, after one untimed round of the same N. ns/op = per goroutine (spawn,
 //                     first switch in, exit, its share of the join).
 //   BM_SleepWake      Sleep(1 ns), N times in a row. ns/op = per sleep (park, timer, wake).
+//   BM_ChanPingPong   the benchmark goroutine sends i on unbuffered channel a, an echo goroutine
+//                     receives it and sends it back on unbuffered channel c, N times; then a is
+//                     closed and the echo goroutine joined. ns/op = per round trip. On one worker
+//                     and on two (procs:1, procs:2).
+//   BM_BufferedChan   a producer goroutine sends 0..N-1 into a channel of capacity 128, the
+//                     benchmark goroutine receives them, then joins the producer. ns/op = per
+//                     value.
+//   BM_SelectTwoReady one value into each of two channels of capacity 1, Select over two
+//                     RecvCases (picks one at random), a plain Recv drains the other; N times.
+//                     ns/op = per select (with its two sends and the drain).
 //
-// One runtime for the whole binary. Run() starts and stops workers, the monitor and the stack
-// pool; doing that per iteration would measure start-up, not switching. So main() starts ONE
-// runtime with one worker (Go's GOMAXPROCS=1) and calls RunSpecifiedBenchmarks() on its main
-// goroutine: every benchmark body already runs as a goroutine, as a Go benchmark function does.
-// Google Benchmark's own bookkeeping between runs (estimating N, printing) runs there too.
+// Worker counts: one runtime per process, --procs=N. Run() starts and stops workers, the monitor
+// and the stack pool; doing that per iteration would measure start-up, not switching. So main()
+// starts ONE runtime with --procs=N workers (default 1; Go's GOMAXPROCS=N) and calls
+// RunSpecifiedBenchmarks() on its main goroutine: every benchmark body already runs as a goroutine,
+// as a Go benchmark function does. Google Benchmark's own bookkeeping between runs (estimating N,
+// printing) runs there too. Each benchmark is defined for given worker counts (kBenchmarks below,
+// the same as README.md's table) and is registered as "BM_Name/procs:N" only in a process started
+// with --procs=N; compare.sh runs one invocation per worker count, as Go's -cpu=N sets GOMAXPROCS.
+// To run everything by hand: `runtime_bench` (the one-worker set), then `runtime_bench --procs=2`.
+// Rejected: one process that runs the registry twice, in a one-worker Run() and then a two-worker
+// one. Google Benchmark would then print two reports (two JSON documents on one stdout, which no
+// JSON reader takes), complain "Failed to match any benchmarks" for whichever group a filter
+// leaves empty, and the context could hold only one greenline_max_procs; one process, one runtime,
+// one report avoids all three. A benchmark that needs another worker count (BM_MutexContended on
+// two workers) is one more row in kBenchmarks and one more row in compare.sh's table.
 //
 // Pitfalls, for the next engineer:
 //   - Each benchmark runs its body exactly once per N (KeepRunningBatch(N) returns true once), so
@@ -28,6 +48,9 @@
 //     stacks) once, which is start-up cost, not spawn cost. Since stacks are bound when a goroutine
 //     first runs (sched/internal/g.h), the N queued goroutines hold Gs only, and each runs on the
 //     stack the previous one left behind.
+//   - Goroutines a benchmark starts are joined before its timed run ends (a WaitGroup), on both
+//     sides: one left parked on a channel would hold the channel, and a goroutine still runnable
+//     would run inside the next benchmark's timed region.
 //   - The long-run warning is raised: the harness itself runs for many milliseconds on the main
 //     goroutine without yielding (spawning N goroutines, printing), which is expected here.
 #include <benchmark/benchmark.h>
@@ -37,7 +60,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 
+#include "runtime/chan/chan.h"
 #include "runtime/sched/goroutine.h"
 #include "runtime/sched/runtime.h"
 #include "runtime/sync/wait_group.h"
@@ -47,8 +72,11 @@ namespace {
 // N for BM_SpawnJoin (README.md says why it is fixed); 0: Google Benchmark picks N by time.
 int64_t g_spawn_join_n = 100'000;
 
+// Workers of this process's runtime, and which benchmarks it registers (--procs=N).
+int64_t g_procs = 1;
+
 // Runs `body(n)` once inside the timed region, n = the iteration count chosen for this run, and
-// reports the goroutine switches it made per unit (TotalSwitches(): goroutines the worker resumed)
+// reports the goroutine switches it made per unit (TotalSwitches(): goroutines the workers resumed)
 // as the counter switches_per_op, a check that the unit is what README.md says it is.
 template <class Body>
 void RunN(benchmark::State& state, Body body) {
@@ -91,45 +119,136 @@ void BM_SleepWake(benchmark::State& state) {
   });
 }
 
-// Takes --spawn_join_n=N out of argv (Google Benchmark rejects flags it does not know).
-bool ParseOwnFlags(int* argc, char** argv) {
-  constexpr const char kFlag[] = "--spawn_join_n=";
+void BM_ChanPingPong(benchmark::State& state) {
+  RunN(state, [](int64_t n) {
+    auto a = greenline::MakeChan<int64_t>();
+    auto c = greenline::MakeChan<int64_t>();
+    greenline::WaitGroup wg;
+    wg.Add(1);
+    greenline::Go([a, c, &wg]() mutable {
+      for (int64_t v : a) c.Send(v);
+      wg.Done();
+    });
+    int64_t sum = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      a.Send(i);
+      sum += c.Recv();
+    }
+    a.Close();
+    wg.Wait();
+    benchmark::DoNotOptimize(sum);
+  });
+}
+
+void BM_BufferedChan(benchmark::State& state) {
+  RunN(state, [](int64_t n) {
+    auto ch = greenline::MakeChan<int64_t>(128);
+    greenline::WaitGroup wg;
+    wg.Add(1);
+    greenline::Go([ch, n, &wg]() mutable {
+      for (int64_t i = 0; i < n; ++i) ch.Send(i);
+      wg.Done();
+    });
+    int64_t sum = 0;
+    for (int64_t i = 0; i < n; ++i) sum += ch.Recv();
+    wg.Wait();
+    benchmark::DoNotOptimize(sum);
+  });
+}
+
+void BM_SelectTwoReady(benchmark::State& state) {
+  RunN(state, [](int64_t n) {
+    auto a = greenline::MakeChan<int64_t>(1);
+    auto c = greenline::MakeChan<int64_t>(1);
+    int64_t sum = 0;
+    auto take = [&sum](int64_t v) { sum += v; };
+    for (int64_t i = 0; i < n; ++i) {
+      a.Send(i);
+      c.Send(i);
+      int chosen = greenline::Select(greenline::RecvCase(a, take), greenline::RecvCase(c, take));
+      sum += (chosen == 0 ? c : a).Recv();
+    }
+    benchmark::DoNotOptimize(sum);
+  });
+}
+
+// Every benchmark with the worker count it is defined for: README.md's table, one row per pair
+// that compare.sh runs. A process started with --procs=N registers the rows with procs == N, as
+// "BM_Name/procs:N".
+struct BenchmarkDef {
+  const char* name;
+  void (*fn)(benchmark::State&);
+  int64_t procs;
+  const int64_t* fixed_n;  // non-null: run at this N when it is > 0 (else N is chosen by time)
+};
+
+const BenchmarkDef kBenchmarks[] = {
+    {"BM_YieldPingPong", BM_YieldPingPong, 1, nullptr},
+    {"BM_SpawnJoin", BM_SpawnJoin, 1, &g_spawn_join_n},
+    {"BM_SleepWake", BM_SleepWake, 1, nullptr},
+    {"BM_ChanPingPong", BM_ChanPingPong, 1, nullptr},
+    {"BM_ChanPingPong", BM_ChanPingPong, 2, nullptr},
+    {"BM_BufferedChan", BM_BufferedChan, 1, nullptr},
+    {"BM_SelectTwoReady", BM_SelectTwoReady, 1, nullptr},
+};
+
+// Registers the benchmarks defined for `procs` workers; returns how many.
+int RegisterFor(int64_t procs) {
+  int registered = 0;
+  for (const BenchmarkDef& def : kBenchmarks) {
+    if (def.procs != procs) continue;
+    const std::string name = std::string(def.name) + "/procs:" + std::to_string(procs);
+    auto* b = benchmark::RegisterBenchmark(name.c_str(), def.fn)->UseRealTime();
+    if (def.fixed_n != nullptr && *def.fixed_n > 0) b->Iterations(*def.fixed_n);
+    ++registered;
+  }
+  return registered;
+}
+
+// Parses "--flag=V" into *out if argv_i starts with `flag` ("--flag="). Returns false when it does
+// not; exits on a malformed or too small value.
+bool ParseIntFlag(const char* argv_i, const char* flag, int64_t min, int64_t* out) {
+  const size_t len = std::strlen(flag);
+  if (std::strncmp(argv_i, flag, len) != 0) return false;
+  char* end = nullptr;
+  long long v = std::strtoll(argv_i + len, &end, 10);
+  if (end == argv_i + len || *end != '\0' || v < min) {
+    std::fprintf(stderr, "runtime_bench: bad %s (an integer >= %lld)\n", argv_i,
+                 static_cast<long long>(min));
+    std::exit(1);
+  }
+  *out = v;
+  return true;
+}
+
+// Takes --spawn_join_n=N and --procs=N out of argv (Google Benchmark rejects flags it does not
+// know).
+void ParseOwnFlags(int* argc, char** argv) {
   int out = 1;
   for (int i = 1; i < *argc; ++i) {
-    if (std::strncmp(argv[i], kFlag, sizeof(kFlag) - 1) == 0) {
-      char* end = nullptr;
-      long long v = std::strtoll(argv[i] + sizeof(kFlag) - 1, &end, 10);
-      if (*end != '\0' || v < 0) {
-        std::fprintf(stderr, "runtime_bench: bad %s\n", argv[i]);
-        return false;
-      }
-      g_spawn_join_n = v;
-      continue;
-    }
+    if (ParseIntFlag(argv[i], "--spawn_join_n=", 0, &g_spawn_join_n)) continue;
+    if (ParseIntFlag(argv[i], "--procs=", 1, &g_procs)) continue;
     argv[out++] = argv[i];
   }
   *argc = out;
   argv[out] = nullptr;
-  return true;
-}
-
-void RegisterAll() {
-  benchmark::RegisterBenchmark("BM_YieldPingPong", BM_YieldPingPong)->UseRealTime();
-  auto* spawn = benchmark::RegisterBenchmark("BM_SpawnJoin", BM_SpawnJoin)->UseRealTime();
-  if (g_spawn_join_n > 0) spawn->Iterations(g_spawn_join_n);
-  benchmark::RegisterBenchmark("BM_SleepWake", BM_SleepWake)->UseRealTime();
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (!ParseOwnFlags(&argc, argv)) return 1;
+  ParseOwnFlags(&argc, argv);
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  RegisterAll();
-  benchmark::AddCustomContext("greenline_max_procs", "1");
+  if (RegisterFor(g_procs) == 0) {
+    std::fprintf(stderr,
+                 "runtime_bench: no benchmark is defined for --procs=%lld (see README.md)\n",
+                 static_cast<long long>(g_procs));
+    return 1;
+  }
+  benchmark::AddCustomContext("greenline_max_procs", std::to_string(g_procs));
   greenline::Options options;
-  options.max_procs = 1;                            // Go's GOMAXPROCS=1
+  options.max_procs = static_cast<int>(g_procs);    // Go's GOMAXPROCS=N
   options.long_run_warning_ns = 3'600'000'000'000;  // see the essay: the harness runs long
   greenline::Run([] { benchmark::RunSpecifiedBenchmarks(); }, options);
   benchmark::Shutdown();

@@ -1,13 +1,27 @@
-// Package runtime_bench is the Go twin of ../runtime_bench.cc: the same three benchmarks with the
-// same unit definitions (../README.md), run on one P (GOMAXPROCS=1, -cpu=1) by ../compare.sh.
+// Package runtime_bench is the Go twin of ../runtime_bench.cc: the same benchmarks with the same
+// unit definitions (../README.md), run by ../compare.sh.
 //
 // Each benchmark does b.N units in one run, so ns/op is the cost of one unit:
 //
-//	BenchmarkYieldPingPong  two goroutines, one calling runtime.Gosched ceil(N/2) times and the
-//	                        other floor(N/2) times; ns/op = per switch.
-//	BenchmarkSpawnJoin      wg.Add(N), N goroutines that each call wg.Done(), one wg.Wait();
-//	                        after one untimed round of the same N; ns/op = per goroutine.
-//	BenchmarkSleepWake      time.Sleep(time.Nanosecond), N times; ns/op = per sleep.
+//	BenchmarkYieldPingPong   two goroutines, one calling runtime.Gosched ceil(N/2) times and the
+//	                         other floor(N/2) times; ns/op = per switch.
+//	BenchmarkSpawnJoin       wg.Add(N), N goroutines that each call wg.Done(), one wg.Wait();
+//	                         after one untimed round of the same N; ns/op = per goroutine.
+//	BenchmarkSleepWake       time.Sleep(time.Nanosecond), N times; ns/op = per sleep.
+//	BenchmarkChanPingPong    the benchmark goroutine sends i on unbuffered channel a, an echo
+//	                         goroutine receives it and sends it back on unbuffered channel c, N
+//	                         times; then a is closed and the echo goroutine joined; ns/op = per
+//	                         round trip. Run on one P and on two.
+//	BenchmarkBufferedChan    a producer goroutine sends 0..N-1 into a channel of capacity 128, the
+//	                         benchmark goroutine receives them, then joins the producer; ns/op =
+//	                         per value.
+//	BenchmarkSelectTwoReady  one value into each of two channels of capacity 1, a select over two
+//	                         receive cases (Go picks one at random), a plain receive drains the
+//	                         other; N times; ns/op = per select.
+//
+// Worker count: the benchmarks do not set it. compare.sh runs each with GOMAXPROCS=P and -cpu=P,
+// P = the worker count of the C++ twin it is compared with (runtime_bench --procs=P): 1 for all,
+// and 2 as well for ChanPingPong, whose two-P line Go prints as BenchmarkChanPingPong-2.
 package runtime_bench
 
 import (
@@ -54,3 +68,67 @@ func BenchmarkSleepWake(b *testing.B) {
 		time.Sleep(time.Nanosecond)
 	}
 }
+
+func BenchmarkChanPingPong(b *testing.B) {
+	n := b.N
+	a := make(chan int64)
+	c := make(chan int64)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		for v := range a {
+			c <- v
+		}
+		wg.Done()
+	}()
+	var sum int64
+	for i := 0; i < n; i++ {
+		a <- int64(i)
+		sum += <-c
+	}
+	close(a)
+	wg.Wait()
+	sink = sum
+}
+
+func BenchmarkBufferedChan(b *testing.B) {
+	n := b.N
+	ch := make(chan int64, 128)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		for i := 0; i < n; i++ {
+			ch <- int64(i)
+		}
+		wg.Done()
+	}()
+	var sum int64
+	for i := 0; i < n; i++ {
+		sum += <-ch
+	}
+	wg.Wait()
+	sink = sum
+}
+
+func BenchmarkSelectTwoReady(b *testing.B) {
+	n := b.N
+	a := make(chan int64, 1)
+	c := make(chan int64, 1)
+	var sum int64
+	for i := 0; i < n; i++ {
+		a <- int64(i)
+		c <- int64(i)
+		select {
+		case v := <-a:
+			sum += v
+			sum += <-c
+		case v := <-c:
+			sum += v
+			sum += <-a
+		}
+	}
+	sink = sum
+}
+
+// sink keeps the sums the channel benchmarks compute alive (the C++ side: DoNotOptimize).
+var sink int64
