@@ -12,7 +12,9 @@
 //
 // Overview
 //   - A Chan<T> is a handle, like Go's chan: copies share one channel; a default-constructed
-//     handle is the nil channel. Channels are freed when the last handle goes.
+//     handle is the nil channel. Channels are freed when the last handle goes. Operations do not
+//     change the handle, so they are const: a lambda can capture a channel by value without
+//     `mutable`.
 //   - Unbuffered channels (MakeChan<T>() or capacity 0) are rendezvous: a send completes when a
 //     receiver takes the value. Buffered channels hold up to Cap() values.
 //   - Waiting senders and receivers are served in FIFO order; values from one sender arrive in
@@ -96,27 +98,27 @@ class Chan {
 
   // Sends `value`, waiting until a receiver takes it (unbuffered) or there is room (buffered).
   // Blocks (from a goroutine only). Throws RuntimeError("send on closed channel").
-  void Send(T value) { internal::ChanSend(core_.get(), &value, true); }
+  void Send(T value) const { internal::ChanSend(core_.get(), &value, true); }
 
   // Sends without waiting: true if delivered or buffered. On false, `value` is left untouched
   // (a move-only value is not lost). Throws RuntimeError on a closed channel, as Go's
   // `select { case ch <- v: default: }` panics. Any thread.
-  bool TrySend(T&& value) { return internal::ChanSend(core_.get(), &value, false); }
-  bool TrySend(const T& value) {
+  bool TrySend(T&& value) const { return internal::ChanSend(core_.get(), &value, false); }
+  bool TrySend(const T& value) const {
     T copy(value);
     return internal::ChanSend(core_.get(), &copy, false);
   }
 
   // v := <-ch. Waits for a value; on a closed, drained channel returns T{} (Go's zero value).
   // Blocks (from a goroutine only).
-  T Recv() requires std::default_initializable<T> {
+  T Recv() const requires std::default_initializable<T> {
     std::optional<T> v = RecvOk();
     return v ? std::move(*v) : T{};
   }
 
   // v, ok := <-ch: the value, or nullopt (ok == false) once the channel is closed and drained.
   // Blocks (from a goroutine only).
-  std::optional<T> RecvOk() {
+  std::optional<T> RecvOk() const {
     internal::Slot<T> slot;
     internal::RecvResult r = internal::ChanRecv(core_.get(), slot.raw(), true);
     if (!r.ok) return std::nullopt;
@@ -125,7 +127,7 @@ class Chan {
 
   // A receive without waiting: the value if one was ready, else nullopt; *closed (if given) tells
   // a closed, drained channel from one that is merely empty. Any thread.
-  std::optional<T> TryRecv(bool* closed = nullptr) {
+  std::optional<T> TryRecv(bool* closed = nullptr) const {
     internal::Slot<T> slot;
     internal::RecvResult r = internal::ChanRecv(core_.get(), slot.raw(), false);
     if (closed != nullptr) *closed = r.selected && !r.ok;
@@ -135,7 +137,7 @@ class Chan {
 
   // close(ch). Throws RuntimeError("close of closed channel" / "close of nil channel"). Any
   // thread; never blocks.
-  void Close() { internal::ChanClose(core_.get()); }
+  void Close() const { internal::ChanClose(core_.get()); }
 
   // len(ch) and cap(ch): buffered values now (a snapshot) and the capacity; 0 for nil.
   size_t Len() const { return core_ ? core_->count.load(std::memory_order_relaxed) : 0; }
@@ -151,7 +153,7 @@ class Chan {
     using value_type = T;
     using difference_type = std::ptrdiff_t;
     Iterator() = default;
-    explicit Iterator(Chan* ch) : ch_(ch) { ++*this; }
+    explicit Iterator(const Chan* ch) : ch_(ch) { ++*this; }
     T& operator*() { return *value_; }
     Iterator& operator++() {
       value_ = ch_->RecvOk();
@@ -161,11 +163,11 @@ class Chan {
     friend bool operator==(const Iterator& it, std::default_sentinel_t) { return !it.value_; }
 
    private:
-    Chan* ch_ = nullptr;
+    const Chan* ch_ = nullptr;
     std::optional<T> value_;
   };
-  Iterator begin() { return Iterator(this); }
-  std::default_sentinel_t end() { return {}; }
+  Iterator begin() const { return Iterator(this); }
+  std::default_sentinel_t end() const { return {}; }
 
   // For Select and the runtime's own modules.
   internal::ChanCore* core() const { return core_.get(); }

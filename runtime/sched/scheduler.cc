@@ -797,7 +797,9 @@ __attribute__((noinline)) void Park(WaitReason reason, bool (*commit)(G*, void*)
   G* g = w != nullptr ? w->cur : nullptr;
   if (g == nullptr) Fatal("runtime: Park called outside a goroutine");
   g->wait_reason.store(reason, std::memory_order_relaxed);
-  g->wait_since.store(Nanotime(), std::memory_order_relaxed);
+  g->wait_since.store(
+      g_sched.load(std::memory_order_relaxed)->coarse_now.load(std::memory_order_relaxed),
+      std::memory_order_relaxed);
   g->status.store(GStatus::kWaiting, std::memory_order_release);
   if (!g->system) OwnerAdd<int64_t>(w->parked[static_cast<int>(reason)], 1);
   w->commit = commit;
@@ -1027,6 +1029,7 @@ void Run(std::function<void()> main_goroutine, const Options& options) {
          GuardModeName(s->stacks->guard_mode()));
   }
   LoadSymbols();  // now, so the stack-overflow handler never has to
+  s->coarse_now.store(internal::Nanotime(), std::memory_order_relaxed);
   g_sched.store(s, std::memory_order_release);
   SetFatalHook(&internal::DumpOnFatal);
   internal::InstallSignalHandlers(s);

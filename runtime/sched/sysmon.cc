@@ -71,6 +71,7 @@ void MonitorLoop(Sched* s) {
     g_mon_cv.wait_for(lock, std::chrono::milliseconds(all_idle ? 10 : 2));
     if (g_mon_stop) return;
     int64_t now = Nanotime();
+    s->coarse_now.store(now, std::memory_order_relaxed);
     if (now >= next_scavenge) {
       lock.unlock();
       ScavengeStacks(s, 65536);

@@ -46,7 +46,7 @@ struct G {
   bool started = false;  // the entry began running; written by the executing worker only
   std::atomic<GStatus> status{GStatus::kIdle};
   std::atomic<WaitReason> wait_reason{WaitReason::kNone};
-  std::atomic<int64_t> wait_since{0};  // Nanotime() when it parked
+  std::atomic<int64_t> wait_since{0};  // when it parked (Sched::coarse_now)
   GoEntry run = nullptr;               // runs and destroys the callable
   GoEntry destroy = nullptr;           // destroys an unstarted callable
   void* callable = nullptr;            // in inline_callable, or atop the stack (see above)
