@@ -37,4 +37,10 @@ void ParkUnlock(WaitReason reason, SpinLock* lock);
 // Wakes an idle worker when none is already looking for work.
 void Ready(G* g);
 
+// Go's sync_runtime_canSpin, for sync.Mutex's active spinning: true if spin round `iter` (from 0)
+// is worth it: fewer than 4 rounds so far, more than one CPU, another worker busy running
+// goroutines (so the holder may be running and release soon), and nothing queued on this worker
+// (spinning would delay it). Callable from any thread; on a plain thread the last test is skipped.
+bool CanSpin(int iter);
+
 }  // namespace greenline::internal
