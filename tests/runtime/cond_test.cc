@@ -52,10 +52,11 @@ TEST(CondTest, SignalWakesOneBroadcastWakesAll) {
         for (int i = 0; i < kWaiters; ++i) {
           done.Add(1);
           Go([&] {
-            std::lock_guard<Mutex> lock(mu);
+            std::unique_lock<Mutex> lock(mu);
             ++waiting;
             cond.Wait();  // no predicate loop: Go's Cond has no spurious wake-ups
             ++woke;
+            lock.unlock();  // before Done: once all are done, main returns and `mu` is gone
             done.Done();
           });
         }
@@ -88,10 +89,11 @@ TEST(CondTest, SignalWakesTheLongestWaiterFirst) {
         for (int i = 0; i < kWaiters; ++i) {
           done.Add(1);
           Go([&, i] {
-            std::lock_guard<Mutex> lock(mu);
+            std::unique_lock<Mutex> lock(mu);
             ++waiting;
             cond.Wait();
             order.push_back(i);
+            lock.unlock();
             done.Done();
           });
           AwaitUnder(mu, [&] { return waiting == i + 1; });  // they wait in order 0, 1, 2, ...
@@ -167,9 +169,10 @@ TEST(CondTest, RWMutexWriteSideAsTheLock) {
         WaitGroup done;
         done.Add(1);
         Go([&] {
-          std::lock_guard<RWMutex> lock(mu);
+          std::unique_lock<RWMutex> lock(mu);
           while (!ready) cond.Wait();
           woke = true;
+          lock.unlock();
           done.Done();
         });
         Sleep(5ms);

@@ -298,6 +298,7 @@ TEST(RWMutexTest, TwoReadersHoldTheLockAtOnce) {
               Yield();
             }
             if (readers.load() == 2) seen_two = true;
+            lock.unlock();  // before Done: main may return, and `mu` go, once both are done
             wg.Done();
           });
         }
