@@ -39,8 +39,9 @@ class Once {
   template <class F>
   void Do(F&& f) {
     if (done_.load(std::memory_order_acquire)) return;
+    // `f` may be a const callable: erase its constness here, restore it in the trampoline.
     DoSlow([](void* p) { (*static_cast<std::remove_reference_t<F>*>(p))(); },
-           static_cast<void*>(&f));
+           const_cast<void*>(static_cast<const void*>(&f)));
   }
 
   // True once some Do has run its function (returned or thrown). A snapshot, for tests.

@@ -57,7 +57,8 @@ TEST(OnceTest, LaterCallsDoNothing) {
   Once once;
   int a = 0, b = 0;
   EXPECT_FALSE(once.done());
-  once.Do([&] { ++a; });
+  const auto first = [&] { ++a; };  // a const callable works too
+  once.Do(first);
   once.Do([&] { ++b; });
   once.Do([&] { ++a; });
   EXPECT_TRUE(once.done());
