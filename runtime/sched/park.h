@@ -41,4 +41,10 @@ void Ready(G* g);
 // one on other threads): select's case order. Not for anything that must be unpredictable.
 uint32_t CheapRandN(uint32_t n);
 
+// Go's sync_runtime_canSpin, for sync.Mutex's active spinning: true if spin round `iter` (from 0)
+// is worth it: fewer than 4 rounds so far, more than one CPU, another worker busy running
+// goroutines (so the holder may be running and release soon), and nothing queued on this worker
+// (spinning would delay it). Callable from any thread; on a plain thread the last test is skipped.
+bool CanSpin(int iter);
+
 }  // namespace greenline::internal

@@ -848,6 +848,21 @@ void Ready(G* g) {
   Wakep(s);
 }
 
+bool CanSpin(int iter) {
+  // sync.Mutex is cooperative, so be conservative, as Go is: a few rounds only, and only when the
+  // holder can be running on another CPU and nothing here waits for this worker.
+  static const long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+  if (iter >= 4 || ncpu <= 1) return false;
+  Sched* s = g_sched.load(std::memory_order_acquire);
+  if (s == nullptr) return true;  // no runtime: plain threads only, nothing to delay
+  if (s->nworkers <= s->npidle.load(std::memory_order_relaxed) +
+                         s->nspinning.load(std::memory_order_relaxed) + 1) {
+    return false;
+  }
+  Worker* w = CurrentWorker();
+  return w == nullptr || RunqEmpty(w);
+}
+
 G* PrepareGoroutine(size_t size, size_t align, void** storage, bool system) {
   Sched* s = g_sched.load(std::memory_order_acquire);
   if (s == nullptr) Fatal("runtime: Go called with no runtime running");

@@ -61,6 +61,28 @@ ChildResult RunInChild(const std::function<void()>& body, int timeout_seconds) {
   return result;
 }
 
+ChildResult RunRuntimeInChild(const std::function<void()>& main_goroutine, const Options& options,
+                              int timeout_seconds) {
+  return RunInChild([&] { greenline::Run(main_goroutine, options); }, timeout_seconds);
+}
+
+::testing::AssertionResult IsFatalError(const ChildResult& r, std::string_view message) {
+  std::string expected = "fatal error: " + std::string(message);
+  if (!r.exited) {
+    return ::testing::AssertionFailure() << "the child did not exit (signal " << r.signal
+                                         << (r.timed_out ? ", timed out" : "") << ")\n"
+                                         << r.output;
+  }
+  if (r.exit_code != 2) {
+    return ::testing::AssertionFailure() << "exit status " << r.exit_code << ", not 2\n"
+                                         << r.output;
+  }
+  if (r.output.find(expected) == std::string::npos) {
+    return ::testing::AssertionFailure() << "no \"" << expected << "\" in:\n" << r.output;
+  }
+  return ::testing::AssertionSuccess();
+}
+
 bool UnderQemu() { return std::getenv("GREENLINE_UNDER_QEMU") != nullptr; }
 
 }  // namespace greenline::testing

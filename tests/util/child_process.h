@@ -5,8 +5,11 @@
 // when it forks.
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <functional>
 #include <string>
+#include <string_view>
 
 #include "runtime/sched/runtime.h"
 
@@ -23,6 +26,15 @@ struct ChildResult {
 // Forks, runs `body` in the child, then exits it with status 0 if `body` returns. The child is
 // killed (SIGKILL) after `timeout_seconds`.
 ChildResult RunInChild(const std::function<void()>& body, int timeout_seconds = 60);
+
+// RunInChild of a whole runtime: greenline::Run(main_goroutine, options) in a forked child.
+ChildResult RunRuntimeInChild(const std::function<void()>& main_goroutine,
+                              const Options& options = {}, int timeout_seconds = 60);
+
+// Success if `r` ended as a fatal error ends a Go program: it exited with status 2 and its output
+// holds "fatal error: <message>". On failure, says what it saw, output included. Use as
+// EXPECT_TRUE(IsFatalError(RunInChild(...), "sync: unlock of unlocked mutex")).
+::testing::AssertionResult IsFatalError(const ChildResult& r, std::string_view message);
 
 // Options for a runtime with `n` workers.
 inline Options Procs(int n) {
