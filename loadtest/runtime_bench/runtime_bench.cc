@@ -19,6 +19,9 @@
 //   BM_SelectTwoReady one value into each of two channels of capacity 1, Select over two
 //                     RecvCases (picks one at random), a plain Recv drains the other; N times.
 //                     ns/op = per select (with its two sends and the drain).
+//   BM_MutexContended 4 goroutines each Lock a Mutex, increment a shared counter and Unlock,
+//                     N/4 times each (N in all), on two workers (on one cooperative worker the
+//                     lock is never contended). ns/op = per lock/unlock.
 //
 // Worker counts: one runtime per process, --procs=N. Run() starts and stops workers, the monitor
 // and the stack pool; doing that per iteration would measure start-up, not switching. So main()
@@ -33,8 +36,8 @@
 // one. Google Benchmark would then print two reports (two JSON documents on one stdout, which no
 // JSON reader takes), complain "Failed to match any benchmarks" for whichever group a filter
 // leaves empty, and the context could hold only one greenline_max_procs; one process, one runtime,
-// one report avoids all three. A benchmark that needs another worker count (BM_MutexContended on
-// two workers) is one more row in kBenchmarks and one more row in compare.sh's table.
+// one report avoids all three. A benchmark that needs another worker count (BM_MutexContended runs
+// on two workers only) is one more row in kBenchmarks and one more row in compare.sh's table.
 //
 // Pitfalls, for the next engineer:
 //   - Each benchmark runs its body exactly once per N (KeepRunningBatch(N) returns true once), so
@@ -65,6 +68,7 @@
 #include "runtime/chan/chan.h"
 #include "runtime/sched/goroutine.h"
 #include "runtime/sched/runtime.h"
+#include "runtime/sync/mutex.h"
 #include "runtime/sync/wait_group.h"
 
 namespace {
@@ -172,6 +176,30 @@ void BM_SelectTwoReady(benchmark::State& state) {
   });
 }
 
+void BM_MutexContended(benchmark::State& state) {
+  RunN(state, [](int64_t n) {
+    constexpr int kGoroutines = 4;
+    greenline::Mutex mu;
+    int64_t counter = 0;  // guarded by mu
+    greenline::WaitGroup wg;
+    for (int g = 0; g < kGoroutines; ++g) {
+      int64_t times = n / kGoroutines + (g < n % kGoroutines ? 1 : 0);
+      wg.Add(1);
+      greenline::Go([&mu, &counter, &wg, times] {
+        for (int64_t i = 0; i < times; ++i) {
+          mu.Lock();
+          ++counter;
+          mu.Unlock();
+        }
+        wg.Done();
+      });
+    }
+    wg.Wait();
+    if (counter != n) std::abort();  // a broken mutex must not produce a number
+    benchmark::DoNotOptimize(counter);
+  });
+}
+
 // Every benchmark with the worker count it is defined for: README.md's table, one row per pair
 // that compare.sh runs. A process started with --procs=N registers the rows with procs == N, as
 // "BM_Name/procs:N".
@@ -190,6 +218,7 @@ const BenchmarkDef kBenchmarks[] = {
     {"BM_ChanPingPong", BM_ChanPingPong, 2, nullptr},
     {"BM_BufferedChan", BM_BufferedChan, 1, nullptr},
     {"BM_SelectTwoReady", BM_SelectTwoReady, 1, nullptr},
+    {"BM_MutexContended", BM_MutexContended, 2, nullptr},
 };
 
 // Registers the benchmarks defined for `procs` workers; returns how many.

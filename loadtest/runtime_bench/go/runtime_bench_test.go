@@ -18,10 +18,13 @@
 //	BenchmarkSelectTwoReady  one value into each of two channels of capacity 1, a select over two
 //	                         receive cases (Go picks one at random), a plain receive drains the
 //	                         other; N times; ns/op = per select.
+//	BenchmarkMutexContended  4 goroutines each lock a sync.Mutex, increment a shared counter and
+//	                         unlock, N/4 times each (N in all); ns/op = per lock/unlock. Two Ps.
 //
 // Worker count: the benchmarks do not set it. compare.sh runs each with GOMAXPROCS=P and -cpu=P,
-// P = the worker count of the C++ twin it is compared with (runtime_bench --procs=P): 1 for all,
-// and 2 as well for ChanPingPong, whose two-P line Go prints as BenchmarkChanPingPong-2.
+// P = the worker count of the C++ twin it is compared with (runtime_bench --procs=P): 1 for most;
+// 2 for ChanPingPong as well (Go prints that line as BenchmarkChanPingPong-2) and for
+// MutexContended only.
 package runtime_bench
 
 import (
@@ -132,3 +135,31 @@ func BenchmarkSelectTwoReady(b *testing.B) {
 
 // sink keeps the sums the channel benchmarks compute alive (the C++ side: DoNotOptimize).
 var sink int64
+
+func BenchmarkMutexContended(b *testing.B) {
+	const goroutines = 4
+	n := b.N
+	var mu sync.Mutex
+	var counter int64
+	var wg sync.WaitGroup
+	for g := 0; g < goroutines; g++ {
+		times := n / goroutines
+		if g < n%goroutines {
+			times++
+		}
+		wg.Add(1)
+		go func() {
+			for i := 0; i < times; i++ {
+				mu.Lock()
+				counter++
+				mu.Unlock()
+			}
+			wg.Done()
+		}()
+	}
+	wg.Wait()
+	if counter != int64(n) {
+		b.Fatalf("counter %d, want %d", counter, n)
+	}
+	sink = counter
+}
