@@ -9,6 +9,7 @@
 #include <mutex>
 
 #include "runtime/base/fatal.h"
+#include "runtime/base/runtime_error.h"
 #include "runtime/sched/park.h"
 
 namespace greenline {
@@ -24,7 +25,7 @@ void WaitGroup::Add(int64_t delta) {
                    (static_cast<uint64_t>(delta) << 32);
   auto counter = static_cast<int32_t>(state >> 32);
   auto waiters = static_cast<uint32_t>(state);
-  if (counter < 0) Fatal("sync: negative WaitGroup counter");
+  if (counter < 0) throw RuntimeError("sync: negative WaitGroup counter");  // Go panics
   if (counter > 0 || waiters == 0) return;  // nothing to release: do not touch *this again
   // Counter zero with waiters: they cannot return before we release them, so *this is alive.
   // Nobody may Add concurrently now (Go's rule: Add with a positive delta at zero happens before

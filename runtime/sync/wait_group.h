@@ -33,8 +33,8 @@ class WaitGroup {
   WaitGroup& operator=(const WaitGroup&) = delete;
 
   // Adds `delta` (may be negative) to the counter. When it reaches zero every waiter is released.
-  // A negative counter is a fatal error "sync: negative WaitGroup counter" (a panic, once the
-  // defer/panic/recover layer lands), as in Go. Non-blocking.
+  // A negative counter throws RuntimeError("sync: negative WaitGroup counter"): Go's panic.
+  // Non-blocking.
   void Add(int64_t delta);
 
   // Add(-1).

@@ -1,6 +1,6 @@
 // Tests for runtime/sync/wait_group.h, and through it the deadlock detector end to end: Wait
-// returns when the counter reaches zero, from goroutines and plain threads; a negative counter is
-// fatal; every goroutine blocked on wait groups is reported as Go reports it (exit 2); goroutines
+// returns when the counter reaches zero, from goroutines and plain threads; a negative counter
+// panics; every goroutine blocked on wait groups is reported as Go reports it (exit 2); goroutines
 // asleep or with timers pending are not; and hand-offs under load never trip the detector.
 #include "runtime/sync/wait_group.h"
 
@@ -11,6 +11,7 @@
 #include <string>
 #include <thread>
 
+#include "runtime/base/runtime_error.h"
 #include "runtime/sched/goroutine.h"
 #include "runtime/sched/runtime.h"
 #include "runtime/sched/timer.h"
@@ -122,7 +123,15 @@ TEST(WaitGroupStressTest, AWaitGroupOnTheStackPerRoundAcrossWorkers) {
   EXPECT_NE(r.output.find("all rounds done"), std::string::npos) << r.output;
 }
 
-TEST(WaitGroupTest, NegativeCounterIsFatal) {
+TEST(WaitGroupTest, NegativeCounterPanicsAsGoDoes) {
+  std::string what;
+  WaitGroup caught;
+  try {
+    caught.Done();
+  } catch (const RuntimeError& e) {
+    what = e.what();
+  }
+  EXPECT_EQ(what, "sync: negative WaitGroup counter");
   auto r = RunInChild([] {
     greenline::Run([] {
       WaitGroup wg;
@@ -131,7 +140,9 @@ TEST(WaitGroupTest, NegativeCounterIsFatal) {
   });
   ASSERT_TRUE(r.exited) << r.output;
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_NE(r.output.find("sync: negative WaitGroup counter"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("panic: sync: negative WaitGroup counter\n\ngoroutine 1 [running]:"),
+            std::string::npos)
+      << r.output;
 }
 
 TEST(DeadlockTest, AllGoroutinesBlockedIsReportedLikeGo) {
