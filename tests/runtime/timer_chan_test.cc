@@ -70,7 +70,9 @@ TEST(TimerChanTest, TimingTickerTicksInOrderAndStopEndsIt) {
   // delay the next one, so gaps between ticks may be shorter than a period).
   for (size_t i = 0; i < ticks.size(); ++i) {
     EXPECT_GE(ticks[i] - start, 5ms * static_cast<int>(i + 1));
-    if (i > 0) EXPECT_GT(ticks[i], ticks[i - 1]);
+    if (i > 0) {
+      EXPECT_GT(ticks[i], ticks[i - 1]);
+    }
   }
   EXPECT_FALSE(after_stop);
 }
