@@ -49,6 +49,7 @@
 // Rejected: a central run queue under one lock (contention at every switch); switching through g0
 // for every handoff (twice the switches, Go's cost); futex-per-goroutine parking (a syscall per
 // block); ucontext (a sigprocmask syscall per switch).
+#include <cxxabi.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/syscall.h>
@@ -435,6 +436,27 @@ void MarkNone(Worker* w) {
   w->cur_goid.store(0, std::memory_order_relaxed);
 }
 
+// C++ exception state travels with its goroutine (g.h, EhState). A goroutine switching out takes
+// the thread's state with it and leaves it empty; a goroutine resuming puts its own back, on
+// whichever thread it resumes. Without this, a goroutine blocking in a catch block would leave its
+// exception as the "current" one of the thread, `throw;` after a migration would rethrow another
+// goroutine's exception (or terminate), and std::uncaught_exceptions() would count other
+// goroutines' unwinding. Almost every switch finds both sides empty: two loads and a branch.
+inline __attribute__((always_inline)) void SaveEhState(Worker* w, G* g) {
+  EhState* t = w->eh_globals;
+  if (__builtin_expect(t->caught != nullptr || t->uncaught != 0, 0)) {
+    g->eh = *t;
+    *t = EhState{};
+  }
+}
+
+inline __attribute__((always_inline)) void RestoreEhState(Worker* w, G* g) {
+  if (__builtin_expect(g->eh.caught != nullptr || g->eh.uncaught != 0, 0)) {
+    *w->eh_globals = g->eh;
+    g->eh = EhState{};
+  }
+}
+
 // The running goroutine gives up its worker; see the essay. Returns when it runs again, possibly
 // on another worker.
 void Schedule(Worker* w, G* cur, PostAction action) {
@@ -466,8 +488,11 @@ void Schedule(Worker* w, G* cur, PostAction action) {
     to = &w->g0;
   }
   if (action == PostAction::kExit) SwitchFiberFinal(&cur->fiber, to, w);
+  SaveEhState(w, cur);
   // Whoever resumes us hands over its worker: where we run now (maybe not `w`).
-  RunPostSwitch(static_cast<Worker*>(SwitchFiber(&cur->fiber, to, w)));
+  Worker* now = static_cast<Worker*>(SwitchFiber(&cur->fiber, to, w));
+  RunPostSwitch(now);
+  RestoreEhState(now, cur);
 }
 
 void GoroutineExit(Worker* w, G* g) {
@@ -662,6 +687,7 @@ void* WorkerThread(void* arg) {
   tls_worker = w;
   w->tid.store(static_cast<pid_t>(syscall(SYS_gettid)), std::memory_order_relaxed);
   InitThreadFiber(&w->g0);
+  w->eh_globals = reinterpret_cast<EhState*>(abi::__cxa_get_globals());
   InstallWorkerAltStack();
   char name[16];
   std::snprintf(name, sizeof name, "greenline-w%d", w->id);

@@ -9,6 +9,7 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <exception>
 #include <fstream>
 #include <memory>
 #include <mutex>
@@ -413,6 +414,71 @@ int64_t MappingCount() {
   int64_t n = 0;
   while (std::getline(f, line)) ++n;
   return n;
+}
+
+// Unwinds through a destructor that blocks: records std::uncaught_exceptions() before and after.
+struct BlockingDestructor {
+  int* seen;
+  ~BlockingDestructor() {
+    int before = std::uncaught_exceptions();
+    Yield();
+    Sleep(std::chrono::microseconds(5));
+    *seen = before * 10 + std::uncaught_exceptions();
+  }
+};
+
+TEST(GoroutineStressTest, ExceptionStateTravelsWithItsGoroutineAcrossWorkers) {
+  // C++ keeps "the exception being handled" and the uncaught count per thread. Goroutines that
+  // block inside catch blocks and inside destructors run by unwinding, interleaved on 4 workers
+  // and migrating between them, must each keep their own: `throw;` rethrows this goroutine's
+  // exception, std::current_exception() is its own, std::uncaught_exceptions() counts its own
+  // unwinding only. Without the per-goroutine state, `throw;` picks up another goroutine's
+  // exception or finds none (std::terminate).
+  std::atomic<int> wrong{0}, rounds{0};
+  greenline::Run(
+      [&] {
+        WaitGroup wg;
+        for (int i = 0; i < 200; ++i) {
+          wg.Add(1);
+          Go([&, i] {
+            for (int round = 0; round < 20; ++round) {
+              const std::string mine = std::to_string(i * 1000 + round);
+              try {
+                try {
+                  throw std::runtime_error(mine);
+                } catch (const std::runtime_error&) {
+                  Yield();
+                  if (round % 4 == 0) Sleep(std::chrono::microseconds(20));
+                  if (std::uncaught_exceptions() != 0) wrong.fetch_add(1);
+                  try {
+                    std::rethrow_exception(std::current_exception());
+                  } catch (const std::runtime_error& again) {
+                    if (again.what() != mine) wrong.fetch_add(1);
+                  }
+                  Yield();
+                  throw;  // after the switches (and likely a migration): still ours
+                }
+              } catch (const std::runtime_error& e) {
+                if (e.what() != mine) wrong.fetch_add(1);
+              }
+              int seen = 0;
+              try {
+                BlockingDestructor d{&seen};
+                throw round;
+              } catch (int) {
+              }
+              if (seen != 11) wrong.fetch_add(1);  // one uncaught exception before and after
+              if (std::uncaught_exceptions() != 0) wrong.fetch_add(1);
+              rounds.fetch_add(1);
+            }
+            wg.Done();
+          });
+        }
+        wg.Wait();
+      },
+      Procs(4));
+  EXPECT_EQ(rounds.load(), 200 * 20);
+  EXPECT_EQ(wrong.load(), 0);
 }
 
 TEST(GoroutineTest, MillionGoroutinesSleepThenExit) {

@@ -33,6 +33,17 @@
 
 namespace greenline::internal {
 
+// The C++ runtime's per-thread exception-handling state (libsupc++'s and libc++abi's
+// __cxa_eh_globals: the stack of exceptions being handled, for `throw;` and
+// std::current_exception, and the count behind std::uncaught_exceptions). It belongs to the
+// goroutine, not the thread: a goroutine that blocks inside a catch block or in a destructor run
+// by unwinding takes it along, and may resume on another worker (see SaveEhState, scheduler.cc).
+// The layout is the Itanium C++ ABI's on Linux x86-64 and aarch64 (32-bit ARM EABI adds a field).
+struct EhState {
+  void* caught = nullptr;
+  unsigned int uncaught = 0;
+};
+
 struct G {
   // Room for a small callable (most lambdas: a few pointers), so it needs no stack before it runs.
   static constexpr size_t kInlineCallableSize = 64;
@@ -52,7 +63,8 @@ struct G {
   void* callable = nullptr;            // in inline_callable, or atop the stack (see above)
   G* sched_link = nullptr;             // global run queue, free lists
   Timer sleep_timer;                   // Sleep's timer: fn readies this G
-  int32_t all_index = -1;              // position in Sched::all_gs
+  EhState eh;              // its exception-handling state while switched out; empty while it runs
+  int32_t all_index = -1;  // position in Sched::all_gs
 };
 
 }  // namespace greenline::internal

@@ -81,6 +81,10 @@ struct alignas(64) Worker {
   Worker* idle_next = nullptr;
   bool spinning = false;
 
+  // This thread's C++ exception-handling globals (__cxa_get_globals()), set once by the worker
+  // thread. Invariant: they hold the running goroutine's state, and are empty while g0 runs.
+  EhState* eh_globals = nullptr;
+
   // Free Gs (never holding a stack) and free committed stacks, owned by the worker thread.
   G* gfree = nullptr;
   int ngfree = 0;
