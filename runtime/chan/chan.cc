@@ -109,7 +109,6 @@ ChanCore::ChanCore(const ElemOps* o, size_t c)
     : ops(o), cap(c), stride(RoundUp(o->size, o->align)), buf(AllocBuffer(o, c)) {}
 
 ChanCore::~ChanCore() {
-  // Nobody can be waiting: a waiter holds a reference through its Chan<T>.
   size_t n = count.load(std::memory_order_relaxed);
   for (size_t i = 0, x = recvx; i < n; ++i, x = (x + 1) % cap) ops->destroy(Slot(x));
   if (buf != nullptr) ::operator delete(buf, std::align_val_t(ops->align));
@@ -167,7 +166,7 @@ bool TrySendLocked(ChanCore* c, void* elem, G** wake) {
   if (n < c->cap) {
     c->ops->move_construct(c->Slot(c->sendx), elem);
     if (++c->sendx == c->cap) c->sendx = 0;
-    c->count.store(n + 1, std::memory_order_relaxed);
+    c->count.store(n + 1, std::memory_order_release);
     return true;
   }
   return false;
@@ -192,7 +191,7 @@ bool TryRecvLocked(ChanCore* c, void* slot, bool* ok, G** wake) {
   size_t n = c->count.load(std::memory_order_relaxed);
   if (n > 0) {
     TakeHead(c, slot);
-    c->count.store(n - 1, std::memory_order_relaxed);
+    c->count.store(n - 1, std::memory_order_release);
     *ok = true;
     return true;
   }
@@ -252,9 +251,11 @@ RecvResult ChanRecv(ChanCore* c, void* slot, bool block) {
     BlockForever(WaitReason::kChanReceiveNilChan);
   }
   // Go's fast path: an open buffered channel with nothing in it has nothing for a non-blocking
-  // receive.
-  if (!block && c->cap > 0 && c->count.load(std::memory_order_relaxed) == 0 &&
-      !c->closed.load(std::memory_order_relaxed)) {
+  // receive. The order matters (Go's chanrecv says why): empty is read before open, with acquire
+  // loads against the release stores made under the lock, so "empty, then open" means the channel
+  // was open and empty when emptiness was seen, even on a weakly ordered CPU.
+  if (!block && c->cap > 0 && c->count.load(std::memory_order_acquire) == 0 &&
+      !c->closed.load(std::memory_order_acquire)) {
     return {};
   }
   c->lock.lock();
@@ -284,7 +285,7 @@ void ChanClose(ChanCore* c) {
     c->lock.unlock();
     throw RuntimeError("close of closed channel");
   }
-  c->closed.store(true, std::memory_order_relaxed);
+  c->closed.store(true, std::memory_order_release);
   // Collect every waiter (they stay parked, so their nodes stay valid), then ready them unlocked.
   Waiter* list = nullptr;
   for (WaitQueue* q : {&c->recvq, &c->sendq}) {
@@ -310,6 +311,8 @@ namespace {
 template <class T, int kInline = 8>
 class SmallArray {
  public:
+  SmallArray(const SmallArray&) = delete;
+  SmallArray& operator=(const SmallArray&) = delete;
   explicit SmallArray(int n)
       : heap_(n > kInline ? std::make_unique<T[]>(static_cast<size_t>(n)) : nullptr),
         data_(heap_ ? heap_.get() : inline_) {}
@@ -358,6 +361,11 @@ int SelectCases(SelectCase* cases, int n, bool block, bool* recv_ok) {
   LockSet locks{chans.data(),
                 static_cast<int>(std::unique(chans.data(), chans.data() + npoll) - chans.data())};
 
+  // Everything that may allocate or fail happens before the locks are taken: nothing may throw or
+  // call malloc with every channel's spinlock held.
+  SmallArray<Waiter> waiters(block ? n : 0);
+  G* self = block ? GoroutineOrDie() : nullptr;
+
   // Pass 1: the first ready case in poll order.
   locks.LockAll();
   for (int k = 0; k < npoll; ++k) {
@@ -384,8 +392,6 @@ int SelectCases(SelectCase* cases, int n, bool block, bool* recv_ok) {
 
   // Pass 2: wait on every case at once.
   SelectState state;
-  SmallArray<Waiter> waiters(n);
-  G* self = GoroutineOrDie();
   for (int k = 0; k < npoll; ++k) {
     int i = poll[k];
     Waiter& w = waiters[i];
@@ -395,6 +401,9 @@ int SelectCases(SelectCase* cases, int n, bool block, bool* recv_ok) {
     w.case_index = i;
     (cases[i].send ? cases[i].c->sendq : cases[i].c->recvq).PushBack(&w);
   }
+  // The commit unlocks in reverse order, so the last lock released is chans[0], the first one pass
+  // 3 takes again: nothing touches this frame after that unlock until this goroutine runs (Go's
+  // selparkcommit relies on the same order).
   Park(
       WaitReason::kSelect,
       [](G*, void* arg) {

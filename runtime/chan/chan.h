@@ -154,7 +154,8 @@ class Chan {
     using difference_type = std::ptrdiff_t;
     Iterator() = default;
     explicit Iterator(const Chan* ch) : ch_(ch) { ++*this; }
-    T& operator*() { return *value_; }
+    // The received value, to move from: `for (T v : ch)` works for move-only T too.
+    T&& operator*() { return std::move(*value_); }
     Iterator& operator++() {
       value_ = ch_->RecvOk();
       return *this;
@@ -200,9 +201,15 @@ Chan<T> MakeChan(size_t capacity) {
 // cases)"); one whose channels are all nil blocks forever too ("select"). A chosen send on a
 // closed channel throws RuntimeError("send on closed channel").
 //
-// Handlers: RecvCase takes f(T value, bool ok), f(T value) or f(); SendCase and DefaultCase take
-// f(). A SendCase's value is moved out only if its case is chosen. Blocking (without a default)
-// only from a goroutine; with a default, from any thread.
+// Handlers: RecvCase takes f(T value, bool ok), f(T value) or f() (the first two need a
+// default-constructible T: a closed channel hands them T{}); SendCase and DefaultCase take f(). A
+// SendCase's value is moved out only if its case is chosen. Blocking (without a default) only from
+// a goroutine; with a default, from any thread.
+//
+// Case objects refer to their channel and value without owning them: build them in the Select
+// call itself, as above (temporaries such as After(1s) live until the call returns), not ahead of
+// it. Go evaluates a select's channel and value expressions left to right; C++ evaluates function
+// arguments in an unspecified order, so expressions with side effects belong before the call.
 
 template <class T, class F>
 class RecvCaseOf {
@@ -238,14 +245,20 @@ class RecvCaseOf {
 template <class T, class F>
 class SendCaseOf {
  public:
-  SendCaseOf(internal::ChanCore* c, T value, F f)
-      : c_(c), value_(std::move(value)), f_(std::move(f)) {}
-  internal::SelectCase Describe() { return {c_, &value_, true}; }
+  // Sends the caller's own object (moved from only if this case is chosen).
+  SendCaseOf(internal::ChanCore* c, T* value, F f) : c_(c), value_(value), f_(std::move(f)) {}
+  // Sends a converted or copied value the case owns.
+  SendCaseOf(internal::ChanCore* c, std::in_place_t, T owned, F f)
+      : c_(c), owned_(std::move(owned)), value_(&*owned_), f_(std::move(f)) {}
+  SendCaseOf(const SendCaseOf&) = delete;
+  SendCaseOf& operator=(const SendCaseOf&) = delete;
+  internal::SelectCase Describe() { return {c_, value_, true}; }
   void Run(bool) { f_(); }
 
  private:
   internal::ChanCore* c_;
-  T value_;
+  std::optional<T> owned_;
+  T* value_;
   F f_;
 };
 
@@ -269,10 +282,16 @@ RecvCaseOf<T, F> RecvCase(const Chan<T>& ch, F f = {}) {
   return RecvCaseOf<T, F>(ch.core(), std::move(f));
 }
 
-// case ch <- value:
+// case ch <- value: a T the caller passes (an lvalue, or std::move(x)) is sent from where it is, so
+// it is moved from only if this case is chosen (as with TrySend); anything else (a const T, a
+// value of another type) is copied or converted into the case first.
 template <class T, class V, class F = NoOp>
 SendCaseOf<T, F> SendCase(const Chan<T>& ch, V&& value, F f = {}) {
-  return SendCaseOf<T, F>(ch.core(), T(std::forward<V>(value)), std::move(f));
+  if constexpr (std::is_same_v<std::remove_reference_t<V>, T>) {
+    return SendCaseOf<T, F>(ch.core(), &value, std::move(f));
+  } else {
+    return SendCaseOf<T, F>(ch.core(), std::in_place, T(std::forward<V>(value)), std::move(f));
+  }
 }
 
 // default:

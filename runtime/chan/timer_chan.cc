@@ -17,9 +17,9 @@ TimePoint ToTimePoint(int64_t ns) {
 
 // A timer callback must not throw: a handle holder that closed the channel (Go's type system
 // forbids it there: the channel is receive-only) just stops getting ticks.
-void SendTick(Chan<TimePoint>& ch, int64_t fired) {
+void SendTick(Chan<TimePoint>& ch, int64_t due) {
   try {
-    ch.TrySend(ToTimePoint(fired));
+    ch.TrySend(ToTimePoint(due));
   } catch (const RuntimeError&) {
   }
 }
@@ -39,11 +39,11 @@ Chan<TimePoint> After(std::chrono::nanoseconds d) {
     return ch;
   }
   auto* a = new AfterTimer{{}, ch};
-  a->timer.when = now + d.count();
+  a->timer.when = internal::WhenAfter(now, d.count());
   a->timer.arg = a;
-  a->timer.fn = [](internal::Timer* t, int64_t fired) {
+  a->timer.fn = [](internal::Timer* t, int64_t) {
     auto* self = static_cast<AfterTimer*>(t->arg);
-    SendTick(self->ch, fired);
+    SendTick(self->ch, t->when);  // the time it was due, as Go sends
     delete self;
   };
   a->timer.discard = [](internal::Timer* t) { delete static_cast<AfterTimer*>(t->arg); };
@@ -60,7 +60,7 @@ namespace {
 
 void StartTicker(internal::Timer* t, std::chrono::nanoseconds period) {
   t->period = period.count();
-  t->when = internal::Nanotime() + period.count();
+  t->when = internal::WhenAfter(internal::Nanotime(), period.count());
   internal::AddTimer(t);
 }
 
@@ -70,8 +70,8 @@ Ticker::Ticker(std::chrono::nanoseconds period) {
   if (period.count() <= 0) throw RuntimeError("non-positive interval for NewTicker");
   state_ = std::make_unique<State>();
   state_->timer.arg = state_.get();
-  state_->timer.fn = [](internal::Timer* t, int64_t fired) {
-    SendTick(static_cast<State*>(t->arg)->ch, fired);  // full: the tick is dropped
+  state_->timer.fn = [](internal::Timer* t, int64_t) {
+    SendTick(static_cast<State*>(t->arg)->ch, t->when);  // due time; full: the tick is dropped
   };
   StartTicker(&state_->timer, period);
 }

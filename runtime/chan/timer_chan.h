@@ -7,10 +7,11 @@
 //   greenline::Ticker tick(100ms);
 //   for (;;) { tick.C().Recv(); flush(); }
 //
-// Both deliver the current time (steady clock) on a channel of capacity 1 from a runtime timer
-// (sched/timer.h), as Go before 1.23 did: a ticker whose receiver falls behind drops ticks rather
-// than queueing them, and the next tick comes one period after the previous one fired. A pending
-// timer keeps the deadlock detector quiet, as in Go: a goroutine waiting for one is not stuck.
+// Both deliver the time a tick was due (steady clock) on a channel of capacity 1 from a runtime
+// timer (sched/timer.h), as Go before 1.23 did: a ticker whose receiver falls behind drops ticks
+// rather than queueing them, and keeps its phase (ticks stay due at start + k * period). Durations
+// too large for the clock saturate rather than wrap. A pending timer keeps the deadlock detector
+// quiet, as in Go: a goroutine waiting for one is not stuck.
 //
 // Requires a running runtime. Any thread (from a goroutine usually).
 #pragma once

@@ -704,9 +704,18 @@ void CheckDead(Sched* s) {
   // are not workers do (the blocking pool, whose goroutines are in a running-class wait).
   if (s->stopping.load(std::memory_order_relaxed)) return;
   if (s->grunq_size.load(std::memory_order_relaxed) != 0) return;
+  // A timer may be about to ready a goroutine: pending in a heap, or firing right now on a worker
+  // that is already on the idle list (idle workers fire other workers' due timers). Read the heaps
+  // first: a timer leaving one has raised timers_in_flight before (see RunDueTimers).
+  if (PendingTimers() != 0) return;
+  if (s->timers_in_flight.load(std::memory_order_acquire) != 0) return;
+  // A callback that has finished readied its goroutine onto that worker's local queue (visible
+  // through the release/acquire on timers_in_flight), where the counts may not show it yet.
+  for (const auto& w : s->workers) {
+    if (!RunqEmpty(w.get())) return;
+  }
   StateCounts counts = SumStateCounts(s);
   if (counts.live <= 0 || counts.blocking != counts.live) return;
-  if (PendingTimers() != 0) return;
   Fatal("all goroutines are asleep - deadlock!");
 }
 

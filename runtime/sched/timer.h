@@ -21,9 +21,19 @@ struct Worker;
 // Monotonic clock in nanoseconds (CLOCK_MONOTONIC).
 int64_t Nanotime();
 
+// now + d, saturated: a timer for a huge duration never wraps around into the past (Go's maxWhen).
+inline int64_t WhenAfter(int64_t now, int64_t d) {
+  constexpr int64_t kMaxWhen = INT64_MAX / 2;
+  if (d <= 0) return now;
+  return d >= kMaxWhen - now ? kMaxWhen : now + d;
+}
+
 struct Timer {
-  int64_t when = 0;    // CLOCK_MONOTONIC ns; guarded by the owning heap's lock while in a heap
-  int64_t period = 0;  // > 0: re-armed at when + period after each firing
+  int64_t when = 0;  // CLOCK_MONOTONIC ns; guarded by the owning heap's lock while in a heap
+  // > 0: re-armed after each firing at the next multiple of the period after `when` that is still
+  // in the future (ticks missed by a late worker are dropped, and the phase is kept, as Go's
+  // tickers do). The callback reads `when` as the time the tick was due.
+  int64_t period = 0;
   // Called with no lock held, on a worker (or the thread that stops the runtime: never).
   void (*fn)(Timer* timer, int64_t now) = nullptr;
   void* arg = nullptr;

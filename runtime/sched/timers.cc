@@ -88,7 +88,8 @@ void RemoveLocked(Worker* w, Timer* t) {
   }
   t->index = -1;
   t->heap.store(nullptr, std::memory_order_release);
-  w->ntimers.store(static_cast<int64_t>(h.size()), std::memory_order_relaxed);
+  // Release: a reader that sees the timer gone also sees timers_in_flight raised (RunDueTimers).
+  w->ntimers.store(static_cast<int64_t>(h.size()), std::memory_order_release);
   w->timer0_when.store(h.empty() ? 0 : h[0]->when, std::memory_order_relaxed);
 }
 
@@ -148,22 +149,26 @@ int64_t RunDueTimers(Worker* w, int64_t now) {
   for (;;) {
     Timer* due = nullptr;
     bool periodic;
+    Sched* s = g_sched.load(std::memory_order_relaxed);
     {
       std::lock_guard<SpinLock> lock(w->timers_lock);
       if (w->timers.empty() || w->timers[0]->when > now) break;
       due = w->timers[0];
       periodic = due->period > 0;
+      s->timers_in_flight.fetch_add(1, std::memory_order_relaxed);  // published by RemoveLocked
       if (periodic) due->firing.store(true, std::memory_order_relaxed);  // before heap is cleared
       RemoveLocked(w, due);
     }
     due->fn(due, now);  // a one-shot timer may be gone after this
     if (periodic) {
       std::lock_guard<SpinLock> lock(w->timers_lock);
-      due->when += due->period;
-      if (due->when <= now) due->when = now + due->period;  // missed ticks are dropped, as Go
+      // Go's ticker: the next multiple of the period after `when` that is in the future.
+      int64_t missed = (now - due->when) / due->period;
+      due->when = WhenAfter(due->when, (missed + 1) * due->period);
       PushLocked(w, due);
       due->firing.store(false, std::memory_order_release);  // after heap is set again
     }
+    s->timers_in_flight.fetch_sub(1, std::memory_order_release);
   }
   return now;
 }
@@ -181,7 +186,7 @@ int64_t PendingTimers() {
   Sched* s = g_sched.load(std::memory_order_acquire);
   if (s == nullptr) return 0;
   int64_t n = 0;
-  for (const auto& w : s->workers) n += w->ntimers.load(std::memory_order_relaxed);
+  for (const auto& w : s->workers) n += w->ntimers.load(std::memory_order_acquire);
   return n;
 }
 
@@ -217,7 +222,7 @@ __attribute__((noinline)) void Sleep(std::chrono::nanoseconds d) {
     return;
   }
   internal::Timer* t = &g->sleep_timer;
-  t->when = internal::Nanotime() + d.count();
+  t->when = internal::WhenAfter(internal::Nanotime(), d.count());
   t->period = 0;
   t->arg = g;
   t->fn = [](internal::Timer* timer, int64_t) {

@@ -267,6 +267,17 @@ TEST(ChanTest, RangeReceivesUntilClosed) {
   for (int i = 0; i < 10; ++i) EXPECT_EQ(got[i], i);
 }
 
+TEST(ChanTest, RangeMovesMoveOnlyValues) {
+  int sum = 0;
+  greenline::Run([&] {
+    auto ch = MakeChan<std::unique_ptr<int>>(3);
+    for (int i = 1; i <= 3; ++i) ch.Send(std::make_unique<int>(i));
+    ch.Close();
+    for (std::unique_ptr<int> p : ch) sum += *p;
+  });
+  EXPECT_EQ(sum, 6);
+}
+
 TEST(ChanTest, NilChannelNeverReadyAndBlocksForever) {
   greenline::Run([&] {
     Chan<int> nil;
@@ -361,6 +372,45 @@ TEST(SelectTest, BlocksUntilACaseIsReadyThenMovesOnlyTheChosenSend) {
     ASSERT_NE(got, nullptr);
     EXPECT_EQ(*got, 7);
     EXPECT_EQ(other.Len(), 0u);
+  });
+}
+
+TEST(SelectTest, SendCaseNotChosenLeavesTheCallersValue) {
+  greenline::Run([&] {
+    auto full = MakeChan<std::unique_ptr<int>>();  // unbuffered, nobody receiving: never ready
+    auto p = std::make_unique<int>(5);
+    int chosen = Select(SendCase(full, std::move(p)), DefaultCase());
+    EXPECT_EQ(chosen, 1);
+    ASSERT_NE(p, nullptr);  // the default ran: the value stays with its owner
+    EXPECT_EQ(*p, 5);
+    auto room = MakeChan<std::unique_ptr<int>>(1);
+    chosen = Select(SendCase(room, std::move(p)), DefaultCase());
+    EXPECT_EQ(chosen, 0);
+    EXPECT_EQ(p, nullptr);  // chosen: moved into the channel
+    EXPECT_EQ(*room.Recv(), 5);
+  });
+}
+
+TEST(SelectTest, ManyCasesOneReady) {
+  // More cases than the select keeps on its stack: the rest of its bookkeeping is on the heap.
+  greenline::Run([&] {
+    std::vector<Chan<int>> ch;
+    for (int i = 0; i < 12; ++i) ch.push_back(MakeChan<int>());
+    WaitGroup wg;
+    wg.Add(1);
+    int got = -1;
+    Go([&] {
+      got = Select(RecvCase(ch[0]), RecvCase(ch[1]), RecvCase(ch[2]), RecvCase(ch[3]),
+                   RecvCase(ch[4]), RecvCase(ch[5]), RecvCase(ch[6]), RecvCase(ch[7]),
+                   RecvCase(ch[8]), RecvCase(ch[9]), RecvCase(ch[10]), RecvCase(ch[11]));
+      wg.Done();
+    });
+    WaitParked(WaitReason::kSelect, 1);
+    ch[9].Send(1);
+    wg.Wait();
+    EXPECT_EQ(got, 9);
+    // The select left every other queue: no stale receiver takes a value.
+    for (auto& c : ch) EXPECT_FALSE(c.TrySend(0));
   });
 }
 
@@ -464,6 +514,30 @@ TEST(ChanDeadlockTest, PendingTimerOrSleeperIsNotADeadlock) {
             later.Send(1);
           });
           if (later.Recv() != 1) _exit(4);
+        },
+        Procs(2));
+  });
+  ASSERT_TRUE(r.exited) << r.output;
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+}
+
+TEST(ChanDeadlockTest, StressTimerChannelsNeverLookDeadlocked) {
+  // The only goroutine waits on timer channels, over and over, on two workers. A worker that fires
+  // another's timer from the idle list, or a ticker between firing and re-arming, leaves a moment
+  // with no timer in any heap and the goroutine not yet runnable: the detector must not judge then.
+  auto r = RunInChild([] {
+    greenline::Run(
+        [] {
+          auto never = MakeChan<int>();
+          for (int i = 0; i < 20000; ++i) {
+            if (i % 2 == 0) {
+              After(std::chrono::microseconds(i % 20)).Recv();
+            } else {
+              Select(RecvCase(never), RecvCase(After(std::chrono::microseconds(5))));
+            }
+          }
+          Ticker t(std::chrono::microseconds(50));
+          for (int i = 0; i < 2000; ++i) t.C().Recv();
         },
         Procs(2));
   });

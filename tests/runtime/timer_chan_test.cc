@@ -46,6 +46,19 @@ TEST(TimerChanTest, AfterWithNonPositiveDurationIsReadyAtOnce) {
   EXPECT_TRUE(After(-5s).TryRecv().has_value());
 }
 
+TEST(TimerChanTest, HugeDurationsSaturateInsteadOfFiringAtOnce) {
+  bool fired = true, ticked = true;
+  greenline::Run([&] {
+    auto ch = After(std::chrono::nanoseconds::max());
+    Ticker t(std::chrono::nanoseconds::max());
+    Sleep(20ms);
+    fired = ch.TryRecv().has_value();
+    ticked = t.C().TryRecv().has_value();
+  });
+  EXPECT_FALSE(fired);
+  EXPECT_FALSE(ticked);
+}
+
 TEST(TimerChanTest, AfterPendingWhenTheRuntimeStopsIsFreed) {
   // The timer owns itself until it fires; stopping the runtime first must free it (ASan's leak
   // check fails this test otherwise).

@@ -78,6 +78,8 @@ class WaitQueue {
 // Go's hchan. Every field below `lock` is guarded by it, except where noted.
 struct ChanCore {
   ChanCore(const ElemOps* ops, size_t cap);
+  // Nobody waits on a channel being destroyed: a goroutine in Send, Recv or Select holds a Chan<T>
+  // handle (Select's cases point at channels the call's own arguments keep alive).
   ~ChanCore();
   ChanCore(const ChanCore&) = delete;
   ChanCore& operator=(const ChanCore&) = delete;
@@ -92,8 +94,8 @@ struct ChanCore {
   SpinLock lock;
   size_t sendx = 0;  // next slot to fill
   size_t recvx = 0;  // next slot to drain
-  // Buffered elements and the closed flag: written under lock, also read without it (relaxed) by
-  // Len() and by the non-blocking fast paths, as Go's chanlen and `empty` do.
+  // Buffered elements and the closed flag: written under lock (release), also read without it by
+  // Len() (relaxed) and by the non-blocking fast paths (acquire), as Go's chanlen and `empty` do.
   std::atomic<size_t> count{0};
   std::atomic<bool> closed{false};
   WaitQueue recvq;

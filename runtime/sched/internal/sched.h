@@ -116,6 +116,12 @@ struct Sched {
   // a goroutine's wait start. Dumps show waits in whole minutes, and a clock read costs ~30 ns on
   // a VM, as much as a switch (Go also avoids reading the clock on every park).
   std::atomic<int64_t> coarse_now{0};
+  // Timers taken out of a heap whose callback (and, for a periodic one, re-arm) has not finished:
+  // the deadlock detector must not judge while one may still ready a goroutine. Incremented under
+  // the heap lock before the timer leaves the heap (so PendingTimers and this never both read 0
+  // for a live timer: the heap count is stored with release, read with acquire), decremented
+  // (release) after the callback.
+  std::atomic<int64_t> timers_in_flight{0};
 
   // `lock` guards the global run queue, the idle-worker list and the global G free list. Never
   // held across a switch or a park; short sections only.
