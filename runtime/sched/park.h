@@ -37,6 +37,10 @@ void ParkUnlock(WaitReason reason, SpinLock* lock);
 // Wakes an idle worker when none is already looking for work.
 void Ready(G* g);
 
+// The calling goroutine's slot for its innermost panic being handled (panic/panic.cc), or the
+// plain thread's.
+void** CurrentPanicSlot();
+
 // A cheap pseudo-random number in [0, n) (n > 0) from the calling worker's generator (a per-thread
 // one on other threads): select's case order. Not for anything that must be unpredictable.
 uint32_t CheapRandN(uint32_t n);

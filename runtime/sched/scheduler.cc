@@ -67,6 +67,7 @@
 #include "runtime/base/fatal.h"
 #include "runtime/base/log.h"
 #include "runtime/base/runtime_error.h"
+#include "runtime/panic/panic.h"
 #include "runtime/sched/goroutine.h"
 #include "runtime/sched/internal/sched.h"
 #include "runtime/sched/maxprocs.h"
@@ -378,23 +379,6 @@ void FreeG(Sched* s, Worker* w, G* g) {
 
 [[noreturn]] void GoroutineExit(Worker* w, G* g);
 
-void ReportUncaughtException(G* g) {
-  std::string what = "unknown C++ exception";
-  try {
-    throw;
-  } catch (const RuntimeError& e) {
-    what = e.what();  // Go's run-time panics print their message alone
-  } catch (const std::exception& e) {
-    what = std::string(e.what()) + " [" + typeid(e).name() + "]";
-  } catch (...) {
-  }
-  std::string text = "panic: " + what + "\n\ngoroutine " + std::to_string(g->id) + " [running]:";
-  // Go's report for an unrecovered panic; exit status 2 (via Fatal's exit path without a prefix).
-  WriteAll(STDERR_FILENO, text);
-  WriteAll(STDERR_FILENO, "\n");
-  _exit(2);
-}
-
 inline void RunPostSwitch(Worker* w);
 
 void GoroutineMain(void* arg) {
@@ -404,8 +388,10 @@ void GoroutineMain(void* arg) {
   g->started = true;
   try {
     g->run(g->callable);
+  } catch (const GoexitSignal&) {
+    // Goexit: every frame has run its deferred calls on the way here; the goroutine just ends.
   } catch (...) {
-    ReportUncaughtException(g);
+    ReportUnrecoveredPanic(g->id);  // Go's report, exit status 2
   }
   GoroutineExit(CurrentWorker(), g);
 }
@@ -840,6 +826,12 @@ __attribute__((noinline)) void Park(WaitReason reason, bool (*commit)(G*, void*)
   w->commit = commit;
   w->commit_arg = arg;
   Schedule(w, g, PostAction::kPark);
+}
+
+void** CurrentPanicSlot() {
+  static thread_local void* plain_thread = nullptr;  // a plain thread never migrates
+  G* g = CurrentG();
+  return g != nullptr ? &g->panic : &plain_thread;
 }
 
 uint32_t CheapRandN(uint32_t n) {

@@ -56,6 +56,19 @@ void ContextRegisters(void* uctx, uintptr_t* fp, uintptr_t* pc) {
 #endif
 }
 
+// "0x" and `v` in hex; async-signal-safe.
+void WriteHex(int fd, uintptr_t v) {
+  char buf[2 + 2 * sizeof v];
+  int i = sizeof buf;
+  do {
+    buf[--i] = "0123456789abcdef"[v & 15];
+    v >>= 4;
+  } while (v != 0);
+  buf[--i] = 'x';
+  buf[--i] = '0';
+  WriteAll(fd, std::string_view(buf + i, sizeof buf - i));
+}
+
 void ChainFault(int sig, siginfo_t* info, void* uctx) {
   struct sigaction* old = sig == SIGSEGV ? &g_old_segv : &g_old_bus;
   if ((old->sa_flags & SA_SIGINFO) != 0 && old->sa_sigaction != nullptr) {
@@ -94,6 +107,39 @@ void FaultHandler(int sig, siginfo_t* info, void* uctx) {
       WriteBacktrace(STDERR_FILENO, pcs, n, /*demangle=*/false);
       _exit(2);
     }
+  }
+  struct sigaction* old = sig == SIGSEGV ? &g_old_segv : &g_old_bus;
+  bool chained = (old->sa_flags & SA_SIGINFO) != 0
+                     ? old->sa_sigaction != nullptr
+                     : (old->sa_handler != SIG_DFL && old->sa_handler != SIG_IGN &&
+                        old->sa_handler != nullptr);
+  if (g != nullptr && s != nullptr && !chained) {
+    // Any other fault in a goroutine (a null or wild pointer): Go would make it a panic; C++ code
+    // cannot be resumed safely after it, so it is a fatal error, in Go's words, naming the
+    // goroutine and where it was. (A handler installed before ours, such as ASan's, reports it
+    // instead.)
+    uintptr_t fp = 0, pc = 0;
+    ContextRegisters(uctx, &fp, &pc);
+    WriteAll(STDERR_FILENO, "fatal error: unexpected signal in goroutine ");
+    WriteDecimal(STDERR_FILENO, g->id);
+    WriteAll(STDERR_FILENO, sig == SIGSEGV && reinterpret_cast<uintptr_t>(info->si_addr) < 4096
+                                ? ": invalid memory address or nil pointer dereference\n"
+                                : ": invalid memory access\n");
+    WriteAll(STDERR_FILENO, sig == SIGSEGV ? "[signal SIGSEGV: segmentation violation code="
+                                           : "[signal SIGBUS: bus error code=");
+    WriteHex(STDERR_FILENO, static_cast<uintptr_t>(info->si_code));
+    WriteAll(STDERR_FILENO, " addr=");
+    WriteHex(STDERR_FILENO, reinterpret_cast<uintptr_t>(info->si_addr));
+    WriteAll(STDERR_FILENO, " pc=");
+    WriteHex(STDERR_FILENO, pc);
+    WriteAll(STDERR_FILENO, "]\n\ngoroutine ");
+    WriteDecimal(STDERR_FILENO, g->id);
+    WriteAll(STDERR_FILENO, " [running]:\n");
+    uintptr_t pcs[32];
+    int n = WalkFramePointers(fp, pc, reinterpret_cast<uintptr_t>(g->stack.lo),
+                              reinterpret_cast<uintptr_t>(g->stack.hi()), pcs, 32);
+    WriteBacktrace(STDERR_FILENO, pcs, n, /*demangle=*/false);
+    _exit(2);
   }
   ChainFault(sig, info, uctx);
 }

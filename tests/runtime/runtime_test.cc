@@ -212,6 +212,41 @@ TEST(RunTest, StackOverflowIsReportedExitTwo) { ExpectStackOverflowReport(nullpt
 
 TEST(RunTest, StackOverflowIsReportedWithMprotectGuards) { ExpectStackOverflowReport("mprotect"); }
 
+int* volatile g_null_pointer = nullptr;  // volatile: the compiler cannot see it is null
+
+__attribute__((noinline)) void WriteThrough() {
+  *g_null_pointer = 1;
+  asm volatile("" ::: "memory");
+}
+
+TEST(RunTest, NullDereferenceInAGoroutineIsAFatalErrorNamingIt) {
+  // A fault cannot become a recoverable panic in C++: it must end the program clearly, naming the
+  // goroutine and where it was, with Go's exit status, never hang.
+  auto r = RunInChild([] {
+    greenline::Run([] {
+      Go([] { WriteThrough(); });
+      Sleep(std::chrono::seconds(10));
+    });
+  });
+#if defined(GREENLINE_ASAN)
+  // The sanitizers see it first: UBSan reports the null store, ASan's SEGV handler (installed
+  // before ours) the fault; either way the program ends, with their report.
+  EXPECT_FALSE(r.exited && r.exit_code == 0) << r.output;
+  EXPECT_TRUE(r.output.find("AddressSanitizer: SEGV") != std::string::npos ||
+              r.output.find("store to null pointer") != std::string::npos)
+      << r.output;
+#else
+  ASSERT_TRUE(r.exited) << "signal " << r.signal << "\n" << r.output;
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.output.find("fatal error: unexpected signal in goroutine 2: invalid memory address "
+                          "or nil pointer dereference\n[signal SIGSEGV: segmentation violation"),
+            std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("goroutine 2 [running]:"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("WriteThrough"), std::string::npos) << r.output;
+#endif
+}
+
 double ProcessCpuSeconds() {
   timespec ts;
   clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);

@@ -64,6 +64,7 @@ struct G {
   G* sched_link = nullptr;             // global run queue, free lists
   Timer sleep_timer;                   // Sleep's timer: fn readies this G
   EhState eh;              // its exception-handling state while switched out; empty while it runs
+  void* panic = nullptr;   // innermost panic its frames handle (panic/panic.cc); this G's only
   int32_t all_index = -1;  // position in Sched::all_gs
 };
 
