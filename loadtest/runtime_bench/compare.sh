@@ -103,7 +103,7 @@ echo "compare.sh: building the Go twin with $go_bin" >&2
 # Every pair, NAME:P (P = workers on both sides), in the order run. The units and goals are in the
 # BENCHES table of the Python below; a new pair goes in both (and in README.md's table).
 pairs=(YieldPingPong:1 SpawnJoin:1 SleepWake:1 ChanPingPong:1 ChanPingPong:2 BufferedChan:1
-  SelectTwoReady:1 MutexContended:2)
+  SelectTwoReady:1 MutexContended:2 Defer:1)
 per_run_timeout=600
 cxx_cmd_template="$bench --procs=P --benchmark_filter='^BM_NAME/procs:P/' --benchmark_format=json \
 --benchmark_min_time=$min_time --spawn_join_n=$spawn_n"
@@ -191,6 +191,7 @@ BENCHES = [
     ("BufferedChan", 1, "per value", 1.0),
     ("SelectTwoReady", 1, "per select", 1.0),
     ("MutexContended", 2, "per lock/unlock", 1.0),
+    ("Defer", 1, "per deferring call", 1.0),
 ]
 if sorted(pairs_run.split()) != sorted(f"{n}:{p}" for n, p, _, _ in BENCHES):
     sys.exit("compare.sh: the shell's pairs and the BENCHES table disagree: " + pairs_run)

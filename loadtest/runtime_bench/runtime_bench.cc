@@ -22,6 +22,8 @@
 //   BM_MutexContended 4 goroutines each Lock a Mutex, increment a shared counter and Unlock,
 //                     N/4 times each (N in all), on two workers (on one cooperative worker the
 //                     lock is never contended). ns/op = per lock/unlock.
+//   BM_Defer          a non-inlined function whose Frame defers one call incrementing a counter,
+//                     called N times (no panic). ns/op = per call with its deferred call.
 //
 // Worker counts: one runtime per process, --procs=N. Run() starts and stops workers, the monitor
 // and the stack pool; doing that per iteration would measure start-up, not switching. So main()
@@ -66,6 +68,7 @@
 #include <string>
 
 #include "runtime/chan/chan.h"
+#include "runtime/panic/panic.h"
 #include "runtime/sched/goroutine.h"
 #include "runtime/sched/runtime.h"
 #include "runtime/sync/mutex.h"
@@ -200,6 +203,20 @@ void BM_MutexContended(benchmark::State& state) {
   });
 }
 
+// One function call that defers one call (no panic): what every handler with a cleanup pays.
+__attribute__((noinline)) void DeferOnce(int64_t* x) {
+  greenline::Frame([x](greenline::Defer& defer) { defer([x] { ++*x; }); });
+}
+
+void BM_Defer(benchmark::State& state) {
+  RunN(state, [](int64_t n) {
+    int64_t x = 0;
+    for (int64_t i = 0; i < n; ++i) DeferOnce(&x);
+    if (x != n) std::abort();
+    benchmark::DoNotOptimize(x);
+  });
+}
+
 // Every benchmark with the worker count it is defined for: README.md's table, one row per pair
 // that compare.sh runs. A process started with --procs=N registers the rows with procs == N, as
 // "BM_Name/procs:N".
@@ -219,6 +236,7 @@ const BenchmarkDef kBenchmarks[] = {
     {"BM_BufferedChan", BM_BufferedChan, 1, nullptr},
     {"BM_SelectTwoReady", BM_SelectTwoReady, 1, nullptr},
     {"BM_MutexContended", BM_MutexContended, 2, nullptr},
+    {"BM_Defer", BM_Defer, 1, nullptr},
 };
 
 // Registers the benchmarks defined for `procs` workers; returns how many.

@@ -175,27 +175,12 @@ bool RunDefersPanicking(Defer& defers) {
     slot = Slot();
     if (p.recovered) {
       *slot = p.link;
-      RunDefersReturning(defers);  // the rest run as on a normal return
+      defers.RunReturning();  // the rest run as on a normal return
       return true;
     }
   }
   *slot = p.link;
   Rethrow(&p);
-}
-
-bool RunDefersReturning(Defer& defers) {
-  DeferRecord r;
-  while (defers.PopNext(&r)) {
-    try {
-      r.run(r.callable);
-    } catch (...) {
-      // A panic starts in a deferred call on the way out: the remaining ones run for it.
-      defers.Release(r);
-      return RunDefersPanicking(defers);
-    }
-    defers.Release(r);
-  }
-  return false;
 }
 
 }  // namespace greenline::internal

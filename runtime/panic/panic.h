@@ -16,7 +16,8 @@
 //   - Frame(body) is the function boundary Go's defer and recover need: body(defer) runs, then the
 //     calls deferred on `defer` run, last first, whether body returned or panicked. Frame returns
 //     what body returned; after a recovered panic it returns R{} (Go's zero results), so R must be
-//     default-constructible for a frame that may recover (or void).
+//     default-constructible for a frame that may recover (or void). Frame<R>(body(defer, result))
+//     is Go's named result: deferred calls may set what the frame returns, after a recover too.
 //   - defer(f) defers f(): what f captures is its arguments, so [=] captures values now (Go's
 //     `defer f(x)` evaluates x at the defer statement) and [&] refers to variables as they are
 //     when f runs. defer.Call(f, args...) copies args now, exactly like Go's `defer f(args)`.
@@ -198,12 +199,13 @@ void SetDeferFrame(void* frame);
 
 // One deferred call: `run` calls the callable, `destroy` destroys (and frees) it; `mark` is the
 // owning Defer's inline-storage level before it.
+// (Trivial on purpose: a Defer's inline records are not zeroed on every Frame.)
 struct DeferRecord {
-  void (*run)(void* callable) = nullptr;
-  void (*run_for_panic)(void* callable) = nullptr;  // the same, as Recover() needs it (below)
-  void (*destroy)(void* callable) = nullptr;
-  void* callable = nullptr;
-  size_t mark = 0;
+  void (*run)(void* callable);
+  void (*run_for_panic)(void* callable);  // the same, as Recover() needs it (Defer)
+  void (*destroy)(void* callable);
+  void* callable;
+  size_t mark;
 };
 
 }  // namespace internal
@@ -220,6 +222,13 @@ PanicValue Recover();
 
 // runtime.Goexit(): runs the goroutine's deferred calls and ends it. Never returns.
 [[noreturn]] void Goexit();
+
+class Defer;
+namespace internal {
+// Runs `defers` after body panicked with the current exception: true if one of them recovered
+// (the frame returns normally); otherwise rethrows the panic (or the one that replaced it).
+bool RunDefersPanicking(Defer& defers);
+}  // namespace internal
 
 // The deferred calls of one Frame, last in first out.
 class Defer {
@@ -243,7 +252,8 @@ class Defer {
     size_t at = (used_ + alignof(Fn) - 1) & ~(alignof(Fn) - 1);
     if (alignof(Fn) <= alignof(std::max_align_t) && at + sizeof(Fn) <= kInlineBytes) {
       r.callable = ::new (bytes_ + at) Fn(std::forward<F>(f));
-      r.destroy = &Destroy<Fn>;
+      // Most deferred lambdas capture pointers and references: nothing to destroy, no call.
+      r.destroy = std::is_trivially_destructible_v<Fn> ? nullptr : &Destroy<Fn>;
       used_ = at + sizeof(Fn);
     } else {
       r.callable = new Fn(std::forward<F>(f));
@@ -260,6 +270,24 @@ class Defer {
     });
   }
 
+  // For Frame, after body returned: runs the deferred calls, last first. A deferred call that
+  // panics starts a panic that the remaining ones see (they may recover it: then this returns
+  // true and the frame returns its zero or named result); unrecovered, it propagates. Inline, so
+  // the common frame costs a few direct calls.
+  bool RunReturning() {
+    internal::DeferRecord r;
+    while (PopNext(&r)) {
+      try {
+        r.run(r.callable);
+      } catch (...) {
+        Release(r);
+        return internal::RunDefersPanicking(*this);
+      }
+      Release(r);
+    }
+    return false;
+  }
+
   // For Frame: takes the most recent deferred call; false when none is left.
   bool PopNext(internal::DeferRecord* out) {
     if (n_ == 0) return false;
@@ -270,7 +298,7 @@ class Defer {
   }
   // Destroys a callable PopNext returned, once it has run (or failed).
   void Release(const internal::DeferRecord& r) {
-    r.destroy(r.callable);
+    if (r.destroy != nullptr) r.destroy(r.callable);
     used_ = r.mark;  // deferred calls end last-first, so the inline bytes are a stack
   }
 
@@ -325,17 +353,6 @@ class Defer {
   alignas(std::max_align_t) unsigned char bytes_[kInlineBytes];
 };
 
-namespace internal {
-
-// Runs `defers` after body panicked with the current exception: true if one of them recovered
-// (the frame returns normally); otherwise rethrows the panic (or the one that replaced it).
-bool RunDefersPanicking(Defer& defers);
-// Runs `defers` after body returned. A deferred call that panics starts a panic that the
-// remaining ones see (and may recover: then this returns true and the frame returns R{}).
-bool RunDefersReturning(Defer& defers);
-
-}  // namespace internal
-
 // A function with deferred calls: runs body(defer), then the deferred calls. Returns body's
 // result, or R{} after a recovered panic. See the overview.
 template <class F>
@@ -349,7 +366,7 @@ auto Frame(F&& body) -> std::invoke_result_t<F&, Defer&> {
       internal::RunDefersPanicking(defers);
       return;
     }
-    internal::RunDefersReturning(defers);
+    defers.RunReturning();
   } else {
     std::optional<R> result;
     try {
@@ -358,9 +375,31 @@ auto Frame(F&& body) -> std::invoke_result_t<F&, Defer&> {
       internal::RunDefersPanicking(defers);
       return R{};
     }
-    if (internal::RunDefersReturning(defers)) return R{};
+    if (defers.RunReturning()) return R{};
     return std::move(*result);
   }
+}
+
+// A function with deferred calls and a named result (Go's `func f() (result R)`): body(defer,
+// result) runs with `result` starting as R{}; deferred calls may read and change it (capture it
+// by reference), including after a Recover(), and Frame<R> returns it once they have run.
+//
+//   int r = greenline::Frame<int>([](greenline::Defer& defer, int& result) {
+//     defer([&result] { result *= 7; });
+//     result = 6;
+//   });  // 42, as in the Go spec's example
+template <class R, class F>
+requires std::is_invocable_v<F&, Defer&, R&> R Frame(F&& body) {
+  R result{};
+  Defer defers;
+  try {
+    body(defers, result);
+  } catch (...) {
+    internal::RunDefersPanicking(defers);
+    return result;
+  }
+  defers.RunReturning();
+  return result;
 }
 
 }  // namespace greenline

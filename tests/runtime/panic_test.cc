@@ -50,6 +50,30 @@ TEST(PanicTest, ArgumentsAreEvaluatedWhenDeferred) {
   EXPECT_EQ(seen, (std::vector<int>{200, 10, 1}));
 }
 
+TEST(PanicTest, GoSpecExamples) {
+  // for i := 0; i <= 3; i++ { defer fmt.Print(i) }  prints 3210
+  std::string printed;
+  Frame([&](Defer& defer) {
+    for (int i = 0; i <= 3; ++i) defer.Call([&printed](int v) { printed += std::to_string(v); }, i);
+  });
+  EXPECT_EQ(printed, "3210");
+  // func f() (result int) { defer func() { result *= 7 }(); return 6 }  returns 42
+  int r = Frame<int>([](Defer& defer, int& result) {
+    defer([&result] { result *= 7; });
+    result = 6;
+  });
+  EXPECT_EQ(r, 42);
+  // A deferred call that recovers can choose what the frame returns.
+  int chosen = Frame<int>([](Defer& defer, int& result) {
+    defer([&result] {
+      if (Recover()) result = -1;
+    });
+    result = 1;
+    Panic("x");
+  });
+  EXPECT_EQ(chosen, -1);
+}
+
 // The Go blog's "Defer, Panic, and Recover" example, line for line.
 void G(int i, std::string& out) {
   Frame([&](Defer& defer) {

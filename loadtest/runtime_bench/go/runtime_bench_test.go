@@ -20,6 +20,8 @@
 //	                         other; N times; ns/op = per select.
 //	BenchmarkMutexContended  4 goroutines each lock a sync.Mutex, increment a shared counter and
 //	                         unlock, N/4 times each (N in all); ns/op = per lock/unlock. Two Ps.
+//	BenchmarkDefer           a non-inlined function deferring one closure that increments a
+//	                         counter (no recover), called N times; ns/op = per call.
 //
 // Worker count: the benchmarks do not set it. compare.sh runs each with GOMAXPROCS=P and -cpu=P,
 // P = the worker count of the C++ twin it is compared with (runtime_bench --procs=P): 1 for most;
@@ -162,4 +164,20 @@ func BenchmarkMutexContended(b *testing.B) {
 		b.Fatalf("counter %d, want %d", counter, n)
 	}
 	sink = counter
+}
+
+//go:noinline
+func deferOnce(x *int64) {
+	defer func() { *x++ }()
+}
+
+func BenchmarkDefer(b *testing.B) {
+	var x int64
+	for i := 0; i < b.N; i++ {
+		deferOnce(&x)
+	}
+	if x != int64(b.N) {
+		b.Fatalf("counter %d, want %d", x, b.N)
+	}
+	sink = x
 }
