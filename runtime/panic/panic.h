@@ -243,7 +243,7 @@ class Defer {
 
   // defer f(): f runs when the frame ends.
   template <class F>
-  void operator()(F&& f) {
+  __attribute__((always_inline)) void operator()(F&& f) {
     using Fn = std::decay_t<F>;
     internal::DeferRecord r;
     r.run = &Invoke<Fn>;
@@ -274,7 +274,7 @@ class Defer {
   // panics starts a panic that the remaining ones see (they may recover it: then this returns
   // true and the frame returns its zero or named result); unrecovered, it propagates. Inline, so
   // the common frame costs a few direct calls.
-  bool RunReturning() {
+  __attribute__((always_inline)) bool RunReturning() {
     internal::DeferRecord r;
     while (PopNext(&r)) {
       try {
@@ -356,7 +356,7 @@ class Defer {
 // A function with deferred calls: runs body(defer), then the deferred calls. Returns body's
 // result, or R{} after a recovered panic. See the overview.
 template <class F>
-auto Frame(F&& body) -> std::invoke_result_t<F&, Defer&> {
+__attribute__((always_inline)) inline auto Frame(F&& body) -> std::invoke_result_t<F&, Defer&> {
   using R = std::invoke_result_t<F&, Defer&>;
   Defer defers;
   if constexpr (std::is_void_v<R>) {
