@@ -80,6 +80,15 @@ void Replace(ActivePanic* p, const std::exception_ptr& e) {
   Classify(p, e);
 }
 
+// The stack of whoever called the function calling this one: from the return address in the
+// caller's frame record up, by frame pointer.
+__attribute__((noinline)) int BacktraceOfCaller(uintptr_t* pcs, int max) {
+  auto* own = static_cast<uintptr_t*>(__builtin_frame_address(0));
+  auto* caller = reinterpret_cast<uintptr_t*>(own[0]);
+  return WalkFramePointers(caller[0], caller[1], reinterpret_cast<uintptr_t>(caller), UINTPTR_MAX,
+                           pcs, max);
+}
+
 [[noreturn]] void Rethrow(ActivePanic* p) {
   if (!p->replaced || p->goexit || p->history.empty()) std::rethrow_exception(p->exc);
   // Carry the chain to the next frame (and to the report).
@@ -124,10 +133,8 @@ std::string FormatException(const std::exception_ptr& e) {
 __attribute__((noinline)) void ThrowPanic(PanicValue value) {
   PanicException e;
   e.value = std::move(value);
-  auto* fp = static_cast<uintptr_t*>(__builtin_frame_address(0));
   // From our caller (Panic<T>, usually inlined into the panicking function) up the stack.
-  e.npcs = WalkFramePointers(fp[0], fp[1], reinterpret_cast<uintptr_t>(fp), UINTPTR_MAX, e.pcs,
-                             static_cast<int>(sizeof e.pcs / sizeof e.pcs[0]));
+  e.npcs = BacktraceOfCaller(e.pcs, static_cast<int>(sizeof e.pcs / sizeof e.pcs[0]));
   throw e;
 }
 
@@ -145,9 +152,7 @@ void ReportUnrecoveredPanic(uint64_t goid) {
   } catch (...) {
     // Not raised by Panic(): its origin is gone; show where the goroutine caught it.
     uintptr_t pcs[48];
-    auto* fp = static_cast<uintptr_t*>(__builtin_frame_address(0));
-    int n = WalkFramePointers(fp[0], fp[1], reinterpret_cast<uintptr_t>(fp), UINTPTR_MAX, pcs, 48);
-    WriteBacktrace(STDERR_FILENO, pcs, n);
+    WriteBacktrace(STDERR_FILENO, pcs, BacktraceOfCaller(pcs, 48));
   }
   _exit(2);
 }

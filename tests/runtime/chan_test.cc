@@ -21,6 +21,7 @@
 #include "runtime/sched/state.h"
 #include "runtime/sync/wait_group.h"
 #include "tests/util/child_process.h"
+#include "tests/util/goroutines.h"
 
 namespace greenline {
 namespace {
@@ -29,16 +30,10 @@ using namespace std::chrono_literals;
 using testing::Procs;
 using testing::RunInChild;
 
-int64_t ParkedFor(WaitReason reason) {
-  return ReadStateCounts().by_reason[static_cast<int>(reason)];
-}
-
-// Yields (and naps) until `n` goroutines are parked for `reason`.
+// Waits until `n` goroutines are parked for `reason`; fails the test if they never are.
 void WaitParked(WaitReason reason, int64_t n) {
-  for (int i = 0; ParkedFor(reason) < n; ++i) {
-    if (i > 200000) FAIL() << "goroutines never parked for " << WaitReasonName(reason);
-    Yield();
-    if (i % 64 == 63) Sleep(100us);
+  if (!testing::AwaitParked(reason, n)) {
+    FAIL() << "goroutines never parked for " << WaitReasonName(reason);
   }
 }
 

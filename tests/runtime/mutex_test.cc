@@ -23,21 +23,16 @@
 #include "runtime/sched/timer.h"
 #include "runtime/sync/wait_group.h"
 #include "tests/util/child_process.h"
+#include "tests/util/goroutines.h"
 
 namespace greenline {
 namespace {
 
 using namespace std::chrono_literals;
+using testing::AwaitParked;
 using testing::IsFatalError;
 using testing::Procs;
 using testing::RunRuntimeInChild;
-
-int64_t Parked(WaitReason r) { return ReadStateCounts().by_reason[static_cast<int>(r)]; }
-
-// Sleeps until `n` goroutines are parked with `r` (bounded: about 5 s).
-void AwaitParked(WaitReason r, int64_t n) {
-  for (int i = 0; i < 5000 && Parked(r) < n; ++i) Sleep(1ms);
-}
 
 // Starts a goroutine that runs `lock` then `unlock` and Done()s `done` (Add()ed here); returns the
 // state counts once it is parked with `reason`.

@@ -18,6 +18,7 @@
 #include "runtime/sched/state.h"
 #include "runtime/sync/wait_group.h"
 #include "tests/util/child_process.h"
+#include "tests/util/goroutines.h"
 
 namespace greenline {
 namespace {
@@ -87,11 +88,8 @@ TEST(OnceTest, WaitersParkSoTheWorkerRunsOthers) {
           });
         }
         // All four call Do: one runs f, three park. Main runs meanwhile only if they park.
-        for (int i = 0; i < 5000 && waiting_on_mutex < 3; ++i) {
-          Sleep(1ms);
-          waiting_on_mutex =
-              ReadStateCounts().by_reason[static_cast<int>(WaitReason::kSyncMutexLock)];
-        }
+        testing::AwaitParked(WaitReason::kSyncMutexLock, 3);
+        waiting_on_mutex = testing::ParkedFor(WaitReason::kSyncMutexLock);
         gate.Done();
         done.Wait();
       },

@@ -19,22 +19,16 @@
 #include "runtime/sync/mutex.h"
 #include "runtime/sync/wait_group.h"
 #include "tests/util/child_process.h"
+#include "tests/util/goroutines.h"
 
 namespace greenline {
 namespace {
 
 using namespace std::chrono_literals;
+using testing::AwaitParked;
 using testing::IsFatalError;
 using testing::Procs;
 using testing::RunRuntimeInChild;
-
-int64_t ParkedOnSemacquire() {
-  return ReadStateCounts().by_reason[static_cast<int>(WaitReason::kSemacquire)];
-}
-
-void AwaitParked(int64_t n) {
-  for (int i = 0; i < 5000 && ParkedOnSemacquire() < n; ++i) Sleep(1ms);
-}
 
 TEST(SemaphoreTest, StressHoldersNeverExceedTheCapacity) {
   constexpr int64_t kCapacity = 5;
@@ -89,7 +83,7 @@ TEST(SemaphoreTest, ABigRequestAtTheHeadHoldsBackSmallerOnes) {
           sem.Release(10);
           done.Done();
         });
-        AwaitParked(1);
+        AwaitParked(WaitReason::kSemacquire, 1);
         Go([&] {
           sem.Acquire(1);  // 5 are free, but the big request is ahead
           {
@@ -99,7 +93,7 @@ TEST(SemaphoreTest, ABigRequestAtTheHeadHoldsBackSmallerOnes) {
           sem.Release(1);
           done.Done();
         });
-        AwaitParked(2);
+        AwaitParked(WaitReason::kSemacquire, 2);
         small_try_while_big_waits = sem.TryAcquire(1);  // no overtaking the queue either
         sem.Release(5);
         done.Wait();
@@ -150,7 +144,7 @@ TEST(SemaphoreTest, APlainThreadKeepsItsPlaceInTheQueue) {
           sem.Release(1);
           done.Done();
         });
-        AwaitParked(1);
+        AwaitParked(WaitReason::kSemacquire, 1);
         sem.Release(1);
         // The detector cannot see the thread: sleep (running-class) rather than park meanwhile.
         while (!thread_done.load()) Sleep(1ms);

@@ -4,8 +4,11 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
+#include <cstdint>
 
 #include "runtime/sched/goroutine.h"
+#include "runtime/sched/state.h"
 #include "runtime/sync/wait_group.h"
 
 namespace greenline::testing {
@@ -23,6 +26,21 @@ inline void GoBlockedInSyscall(std::atomic<bool>& stop, WaitGroup& started, Wait
     });
     call_done.Done();
   });
+}
+
+// User goroutines parked now with `reason`.
+inline int64_t ParkedFor(WaitReason reason) {
+  return ReadStateCounts().by_reason[static_cast<int>(reason)];
+}
+
+// Sleeps in 1 ms steps until `n` goroutines are parked with `reason` (about 5 s at most); true if
+// they are. From a goroutine (its sleeps let the others run and park).
+inline bool AwaitParked(WaitReason reason, int64_t n) {
+  for (int i = 0; i < 5000; ++i) {
+    if (ParkedFor(reason) >= n) return true;
+    Sleep(std::chrono::milliseconds(1));
+  }
+  return ParkedFor(reason) >= n;
 }
 
 }  // namespace greenline::testing
