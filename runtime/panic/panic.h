@@ -274,16 +274,15 @@ class Defer {
   // panics starts a panic that the remaining ones see (they may recover it: then this returns
   // true and the frame returns its zero or named result); unrecovered, it propagates. Inline, so
   // the common frame costs a few direct calls.
+  // The first call is peeled out of the loop: in a frame with one deferred call the compiler
+  // then sees which call it is and calls it directly (Go's open-coded defers, in effect).
   __attribute__((always_inline)) bool RunReturning() {
     internal::DeferRecord r;
+    bool recovered = false;
+    if (!PopNext(&r)) return false;
+    if (!RunOne(r, &recovered)) return recovered;
     while (PopNext(&r)) {
-      try {
-        r.run(r.callable);
-      } catch (...) {
-        Release(r);
-        return internal::RunDefersPanicking(*this);
-      }
-      Release(r);
+      if (!RunOne(r, &recovered)) return recovered;
     }
     return false;
   }
@@ -306,6 +305,20 @@ class Defer {
   static constexpr int kInlineRecords = 4;
   static constexpr size_t kInlineBytes = 128;
 
+  // Runs and releases one deferred call of a returning frame. If it panics, the remaining calls
+  // run for that panic (from the catch handler: the panic is the current exception), and this
+  // returns false with *recovered telling whether one of them recovered.
+  __attribute__((always_inline)) bool RunOne(const internal::DeferRecord& r, bool* recovered) {
+    try {
+      r.run(r.callable);
+    } catch (...) {
+      Release(r);
+      *recovered = internal::RunDefersPanicking(*this);
+      return false;
+    }
+    Release(r);
+    return true;
+  }
   template <class Fn>
   static void Invoke(void* p) {
     (*static_cast<Fn*>(p))();

@@ -187,6 +187,47 @@ TEST(PanicTest, APanicInADeferredCallReplacesTheFirst) {
   EXPECT_EQ(got, "second");
 }
 
+// Go: a deferred call that panics during a normal return starts a panic the remaining deferred
+// calls see; one of them may recover it, and the function then returns its (named) result.
+TEST(PanicTest, ADeferredCallPanickingOnNormalReturnStartsAPanic) {
+  std::string got;
+  std::vector<int> ran;
+  int r = Frame<int>([&](Defer& defer, int& result) {
+    defer([&] {
+      got = Recover().String();
+      result = -1;
+    });
+    defer([&] { ran.push_back(2); });
+    defer([&] { Panic("late"); });
+    defer([&] { ran.push_back(4); });
+    result = 5;
+  });
+  EXPECT_EQ(got, "late");
+  EXPECT_EQ(r, -1);
+  EXPECT_EQ(ran, (std::vector<int>{4, 2}));
+  // The same with the only deferred call panicking (the peeled first call), unrecovered: it
+  // reaches the caller as a panic, and an outer frame recovers it.
+  std::string outer;
+  int zero = Frame([&](Defer& defer) {
+    defer([&] { outer = Recover().String(); });
+    return Frame([](Defer& inner) {
+      inner([] { Panic(std::string("only")); });
+      return 3;
+    });
+  });
+  EXPECT_EQ(outer, "only");
+  EXPECT_EQ(zero, 0);
+  // Recovered by a later call of the same frame on the peeled path.
+  std::string same;
+  int v = Frame([&](Defer& defer) {
+    defer([&] { same = Recover().String(); });
+    defer([] { Panic(7); });
+    return 9;
+  });
+  EXPECT_EQ(same, "7");
+  EXPECT_EQ(v, 0);
+}
+
 TEST(PanicTest, UnrecoveredChainsAreReportedAsGoReportsThem) {
   auto r = RunInChild([] {
     greenline::Run([] {
