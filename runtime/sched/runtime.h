@@ -16,6 +16,15 @@
 
 namespace greenline {
 
+// The netpoller's backend (runtime/netpoll/netpoll.h).
+enum class PollerKind : uint8_t {
+  kAuto,     // the GREENLINE_POLLER environment variable if set, else io_uring when the kernel
+             // lets us set up a ring (not ENOSYS, EPERM, EINVAL: seccomp, io_uring_disabled, old
+             // kernels), else epoll
+  kIoUring,  // io_uring or nothing: Run() fails with a fatal error naming why
+  kEpoll,
+};
+
 struct Options {
   // Workers. 0: the GOMAXPROCS environment variable, else the affinity mask lowered to the cgroup
   // CPU quota (sched/maxprocs.h).
@@ -27,6 +36,8 @@ struct Options {
   bool log_startup = false;
   // Install the SIGQUIT goroutine dump (Go's behaviour, except that the process keeps running).
   bool sigquit_dump = true;
+  // Which netpoller backend the workers wait in.
+  PollerKind poller = PollerKind::kAuto;
   // A goroutine executing longer than this without yielding is reported once by the monitor.
   int64_t long_run_warning_ns = 10'000'000;
 };
