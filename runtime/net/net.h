@@ -85,7 +85,7 @@ class Error {
   // "write", "accept", "dial", "listen", "close"), `detail` the address part, may be empty.
   static Error FromErrno(int errnum, std::string_view op, std::string_view detail = {});
   static Error Make(Kind kind, std::string_view op, std::string_view detail = {},
-                    std::string_view message = {});
+                    std::string_view message = {}, int errnum = 0);
   static Error Eof() { return Error(Kind::kEof); }
 
   explicit operator bool() const { return kind_ != Kind::kNone; }

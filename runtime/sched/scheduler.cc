@@ -52,6 +52,7 @@
 #include <cxxabi.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -403,6 +404,9 @@ void ExecuteFromG0(Worker* w, G* g);
 inline __attribute__((always_inline)) G* FindRunnableFast(Sched* s, Worker* w, bool fire_timers) {
   if (fire_timers && w->timer0_when.load(std::memory_order_relaxed) != 0) RunDueTimers(w, 0);
   if (w->schedtick.load(std::memory_order_relaxed) % 61 == 0) {
+    // I/O that completed while this worker kept busy (the poller is otherwise polled when the
+    // queue runs dry). Not while a park's commit is pending, for the reason timers are not.
+    if (fire_timers && w->poller->Pending()) w->poller->Poll();
     if (G* g = GlobalRunqGet(s, w, 1)) return g;
   }
   if (G* g = RunqGet(w)) return g;
@@ -582,6 +586,8 @@ G* FindRunnable(Sched* s, Worker* w) {
   for (;;) {
     if (s->stopping.load(std::memory_order_relaxed)) return nullptr;
     if (G* g = FindRunnableFast(s, w, /*fire_timers=*/true)) return g;
+    // Our own I/O first (submits what goroutines queued, readies what completed).
+    if (w->poller->Pending() && w->poller->Poll()) continue;
 
     // Steal, as long as not too many others are already at it.
     if (!w->spinning) {
@@ -640,7 +646,7 @@ G* FindRunnable(Sched* s, Worker* w) {
         fired = true;
       }
     }
-    if (!fired) w->parker.Wait(EarliestTimer(s));
+    if (!fired) w->poller->Wait(EarliestTimer(s));
 
     // Woken by a timer deadline or a direct Wake rather than by wakep: leave the list ourselves.
     std::lock_guard<std::mutex> relock(s->lock);
@@ -675,10 +681,12 @@ void* WorkerThread(void* arg) {
   InitThreadFiber(&w->g0);
   w->eh_globals = reinterpret_cast<EhState*>(abi::__cxa_get_globals());
   InstallWorkerAltStack();
+  w->poller->Start();
   char name[16];
   std::snprintf(name, sizeof name, "greenline-w%d", w->id);
   pthread_setname_np(pthread_self(), name);
   WorkerLoop(s, w);
+  w->poller->Stop();
   RemoveWorkerAltStack();
   tls_worker = nullptr;
   return nullptr;
@@ -773,7 +781,7 @@ void Wakep(Sched* s) {
     s->nspinning.fetch_sub(1, std::memory_order_acq_rel);
     return;
   }
-  w->parker.Wake();
+  w->poller->Wake();
 }
 
 void CountParked(WaitReason reason, int delta) {
@@ -1042,6 +1050,16 @@ void DiscardGoroutines(internal::Sched* s) {
   s->all_gs.clear();
 }
 
+// Go raises RLIMIT_NOFILE's soft limit to the hard one at start-up (os/rlimit.go): a server's
+// connections are descriptors, and the soft default (1024) is a relic of select(2).
+void RaiseFileLimit() {
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+}
+
 }  // namespace
 
 void Run(std::function<void()> main_goroutine, const Options& options) {
@@ -1059,16 +1077,22 @@ void Run(std::function<void()> main_goroutine, const Options& options) {
   if (stack_size == 0) stack_size = StackSizeFromEnv();
   if (stack_size == 0) stack_size = kDefaultStackSize;
   s->stacks = std::make_unique<StackPool>(stack_size);
+  RaiseFileLimit();
+  std::string poller_reason;
+  s->netpoll = internal::NewNetpoll(options.poller, &poller_reason);
   for (int i = 0; i < s->nworkers; ++i) {
     auto w = std::make_unique<Worker>();
     w->id = i;
     w->rand_state = 0x9E3779B97F4A7C15ull * static_cast<uint64_t>(i + 1);
+    w->poller = s->netpoll->NewWorkerPoller(w.get());
     s->workers.push_back(std::move(w));
   }
+  internal::SetCurrentNetpoll(s->netpoll.get(), poller_reason);
   if (options.log_startup) {
     Logf(LogLevel::kInfo, "runtime: %d workers (%s), %zu KiB goroutine stacks, guard pages by %s",
          s->nworkers, procs.source.c_str(), s->stacks->stack_size() / 1024,
          GuardModeName(s->stacks->guard_mode()));
+    Logf(LogLevel::kInfo, "runtime: poller %s", poller_reason.c_str());
   }
   LoadSymbols();  // now, so the stack-overflow handler never has to
   s->coarse_now.store(internal::Nanotime(), std::memory_order_relaxed);
@@ -1124,12 +1148,13 @@ void Run(std::function<void()> main_goroutine, const Options& options) {
   internal::StopMonitor();
   internal::StopSignalThread();
   s->stopping.store(true, std::memory_order_release);
-  for (auto& w : s->workers) w->parker.Wake();
+  for (auto& w : s->workers) w->poller->Wake();
   for (auto& w : s->workers) pthread_join(w->thread, nullptr);
   bool jobs_in_flight = internal::StopBlockingPool();
   SetFatalHook(nullptr);
   internal::ClearTimers(s);
   g_sched.store(nullptr, std::memory_order_release);
+  internal::SetCurrentNetpoll(nullptr, "");
   if (jobs_in_flight) {
     // A blocking call still runs on a pool thread and writes its result into its goroutine's
     // stack: keep every stack mapped (a deliberate leak, once per such Run; Main exits anyway).

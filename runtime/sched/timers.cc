@@ -119,7 +119,7 @@ void AddTimer(Timer* t) {
   if (foreign || old0 == 0 || when < old0) {
     if (s->npidle.load(std::memory_order_acquire) > 0) {
       std::lock_guard<std::mutex> lock(s->lock);
-      if (Worker* idle = s->idle_workers) idle->parker.Wake();
+      if (Worker* idle = s->idle_workers) idle->poller->Wake();
     }
   }
 }

@@ -16,8 +16,8 @@
 #include "runtime/base/spinlock.h"
 #include "runtime/fiber/fiber.h"
 #include "runtime/fiber/stack.h"
+#include "runtime/netpoll/netpoll.h"
 #include "runtime/sched/internal/g.h"
-#include "runtime/sched/internal/parker.h"
 #include "runtime/sched/runtime.h"
 #include "runtime/sched/state.h"
 #include "runtime/sched/timer.h"
@@ -75,8 +75,10 @@ struct alignas(64) Worker {
   std::atomic<int64_t> timer0_when{0};
   std::atomic<int64_t> ntimers{0};
 
-  // Parking. `idle`, `idle_next` and a waker's `spinning = true` are guarded by Sched::lock.
-  Parker parker;
+  // Parking: the worker sleeps in its poller (netpoll/netpoll.h), which also brings it I/O.
+  // Created before the thread starts; Wake() from any thread, the rest from this worker's thread.
+  // `idle`, `idle_next` and a waker's `spinning = true` are guarded by Sched::lock.
+  std::unique_ptr<WorkerPoller> poller;
   bool idle = false;
   Worker* idle_next = nullptr;
   bool spinning = false;
@@ -108,6 +110,7 @@ struct alignas(64) Worker {
 
 struct Sched {
   Options options;
+  std::unique_ptr<Netpoll> netpoll;  // the backend every worker's poller belongs to
   int nworkers = 0;
   std::vector<std::unique_ptr<Worker>> workers;
   std::unique_ptr<StackPool> stacks;
