@@ -16,7 +16,10 @@
 // buffer of its own, only its goroutine's stack. Backpressure: when a connection holds more than
 // kMaxUnreadBytes (or kMaxUnreadChunks) not yet read, its recv is cancelled, so the socket's
 // receive buffer fills and TCP pushes back on the sender; Read re-arms it once the backlog is
-// consumed. No connection can drain the shared buffer ring. When the ring has no free buffer the
+// consumed. The bound is soft: a multishot recv completes up to a few dozen buffers per wakeup,
+// and what the kernel delivered before the cancel took effect is kept (~270 KB when a 1 MiB burst
+// hits a reader that stopped: NetTest.AConnectionThatStopsReadingLeavesItsDataInTheKernel), but
+// no connection can drain the shared buffer ring (4 MiB per worker). When the ring has no free buffer the
 // multishot recv ends with ENOBUFS; the next Read then reads into the caller's own buffer (a
 // one-shot recv) and re-arms after.
 //
