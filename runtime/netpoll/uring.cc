@@ -286,8 +286,9 @@ class UringWorkerPoller final : public WorkerPoller {
   }
 
   bool Reap();
-  void OnRecv(PollDesc* pd, const io_uring_cqe* cqe);
-  void OnAccept(PollDesc* pd, const io_uring_cqe* cqe);
+  // Each returns whether it readied a goroutine.
+  bool OnRecv(PollDesc* pd, const io_uring_cqe* cqe);
+  bool OnAccept(PollDesc* pd, const io_uring_cqe* cqe);
 
   io_uring ring_{};
   io_uring_buf_ring* br_ = nullptr;
@@ -330,14 +331,12 @@ bool UringWorkerPoller::Reap() {
         if (!stopping_) ArmWake();
         break;
       case kTagRecv:
-        OnRecv(static_cast<PollDesc*>(p), cqe);
+        readied |= OnRecv(static_cast<PollDesc*>(p), cqe);
         if (!more) --inflight_;
-        readied = true;
         break;
       case kTagAccept:
-        OnAccept(static_cast<PollDesc*>(p), cqe);
+        readied |= OnAccept(static_cast<PollDesc*>(p), cqe);
         if (!more) --inflight_;
-        readied = true;
         break;
       case kTagOp: {
         auto* op = static_cast<UringOp*>(p);
@@ -357,7 +356,7 @@ bool UringWorkerPoller::Reap() {
   return readied;
 }
 
-void UringWorkerPoller::OnRecv(PollDesc* pd, const io_uring_cqe* cqe) {
+bool UringWorkerPoller::OnRecv(PollDesc* pd, const io_uring_cqe* cqe) {
   bool more = (cqe->flags & IORING_CQE_F_MORE) != 0;
   bool cancel = false;
   pd->lock.lock();
@@ -385,9 +384,10 @@ void UringWorkerPoller::OnRecv(PollDesc* pd, const io_uring_cqe* cqe) {
   if (cancel) Cancel(Pack(pd, kTagRecv));
   if (g != nullptr) Ready(g);
   if (!more) ReleasePollDesc(pd);  // the armed recv's reference
+  return g != nullptr;
 }
 
-void UringWorkerPoller::OnAccept(PollDesc* pd, const io_uring_cqe* cqe) {
+bool UringWorkerPoller::OnAccept(PollDesc* pd, const io_uring_cqe* cqe) {
   bool more = (cqe->flags & IORING_CQE_F_MORE) != 0;
   bool cancel = false;
   pd->lock.lock();
@@ -408,6 +408,7 @@ void UringWorkerPoller::OnAccept(PollDesc* pd, const io_uring_cqe* cqe) {
   if (cancel) Cancel(Pack(pd, kTagAccept));
   if (g != nullptr) Ready(g);
   if (!more) ReleasePollDesc(pd);
+  return g != nullptr;
 }
 
 class UringNetpoll final : public Netpoll {

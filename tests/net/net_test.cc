@@ -25,6 +25,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -70,15 +71,31 @@ class NetTest : public ::testing::TestWithParam<PollerKind> {
   const char* Expected() const { return GetParam() == PollerKind::kEpoll ? "epoll" : "io_uring"; }
 };
 
-// Starts an echo server goroutine; returns its listener.
-Listener StartEcho() {
+// An echo server: an accept goroutine and a goroutine per connection. Stop() closes the listener
+// and waits for every handler to finish (they do when their clients close), so no goroutine
+// holding a connection is left for Run() to discard (LeakSanitizer would see its socket leak).
+struct EchoServer {
+  Listener ln;
+  std::shared_ptr<WaitGroup> running = std::make_shared<WaitGroup>();
+  std::string Addr() const { return ln.LocalAddr().String(); }
+  void Stop() {
+    ln.Close();
+    running->Wait();
+  }
+};
+
+EchoServer StartEcho() {
+  EchoServer srv;
   auto [ln, err] = net::Listen("tcp", "127.0.0.1:0");
   EXPECT_FALSE(err) << err.String();
-  Go([ln = ln] {
+  srv.ln = ln;
+  srv.running->Add(1);
+  Go([ln = ln, running = srv.running] {
     for (;;) {
       auto [c, e] = ln.Accept();
-      if (e) return;
-      Go([c = c] {
+      if (e) break;
+      running->Add(1);
+      Go([c = c, running] {
         char buf[4096];
         for (;;) {
           auto [n, re] = c.Read(buf, sizeof buf);
@@ -86,10 +103,12 @@ Listener StartEcho() {
           if (re) break;
         }
         c.Close();
+        running->Done();
       });
     }
+    running->Done();
   });
-  return ln;
+  return srv;
 }
 
 // Reads exactly len bytes; false on error or EOF first.
@@ -141,9 +160,9 @@ TEST_P(NetTest, EchoRoundTripsOnOneAndTwoWorkers) {
     greenline::Run(
         [&] {
           EXPECT_EQ(net::PollerName(), Expected());
-          Listener ln = StartEcho();
-          EXPECT_EQ(EchoClients(ln.LocalAddr().String(), 50, 50), 0);
-          ln.Close();
+          EchoServer srv = StartEcho();
+          EXPECT_EQ(EchoClients(srv.Addr(), 50, 50), 0);
+          srv.Stop();
         },
         Opts(procs));
   }
@@ -152,8 +171,8 @@ TEST_P(NetTest, EchoRoundTripsOnOneAndTwoWorkers) {
 TEST_P(NetTest, AddressesPrintAsGoPrintsThem) {
   greenline::Run(
       [&] {
-        Listener ln = StartEcho();
-        std::string addr = ln.LocalAddr().String();
+        EchoServer srv = StartEcho();
+        std::string addr = srv.Addr();
         EXPECT_EQ(addr.rfind("127.0.0.1:", 0), 0u) << addr;
         auto [c, err] = net::Dial("tcp", addr);
         ASSERT_FALSE(err) << err.String();
@@ -165,7 +184,7 @@ TEST_P(NetTest, AddressesPrintAsGoPrintsThem) {
           EXPECT_EQ(ln6.LocalAddr().String().rfind("[::1]:", 0), 0u) << ln6.LocalAddr().String();
           ln6.Close();
         }
-        ln.Close();
+        srv.Stop();
       },
       Opts(1));
 }
@@ -176,9 +195,9 @@ TEST_P(NetTest, StressEightThousandConcurrentEchoConnections) {
   if (rl.rlim_max < 16'500) GTEST_SKIP() << "needs 16,500 descriptors, hard limit " << rl.rlim_max;
   greenline::Run(
       [&] {
-        Listener ln = StartEcho();
-        EXPECT_EQ(EchoClients(ln.LocalAddr().String(), 8000, 3), 0);
-        ln.Close();
+        EchoServer srv = StartEcho();
+        EXPECT_EQ(EchoClients(srv.Addr(), 8000, 3), 0);
+        srv.Stop();
       },
       Opts(2));
 }
@@ -189,8 +208,8 @@ TEST_P(NetTest, StressEightThousandConcurrentEchoConnections) {
 TEST_P(NetTest, StressMigratingGoroutinesKeepTheirStreamsIntact) {
   greenline::Run(
       [&] {
-        Listener ln = StartEcho();
-        std::string addr = ln.LocalAddr().String();
+        EchoServer srv = StartEcho();
+        std::string addr = srv.Addr();
         std::atomic<int64_t> bad{0};
         WaitGroup wg;
         for (int i = 0; i < 200; ++i) {
@@ -232,7 +251,7 @@ TEST_P(NetTest, StressMigratingGoroutinesKeepTheirStreamsIntact) {
         }
         wg.Wait();
         EXPECT_EQ(bad.load(), 0);
-        ln.Close();
+        srv.Stop();
       },
       Opts(2));
 }
@@ -240,22 +259,28 @@ TEST_P(NetTest, StressMigratingGoroutinesKeepTheirStreamsIntact) {
 // A connection may outlive its runtime (a handle kept after Run returned): closing it then
 // releases the descriptor and touches nothing of the runtime that is gone.
 TEST_P(NetTest, AConnOutlivingItsRuntimeClosesCleanly) {
-  Conn kept;
+  Conn kept, kept_server;
   Listener kept_ln;
   greenline::Run(
       [&] {
-        kept_ln = StartEcho();
-        auto [c, err] = net::Dial("tcp", kept_ln.LocalAddr().String());
+        auto [ln, lerr] = net::Listen("tcp", "127.0.0.1:0");
+        ASSERT_FALSE(lerr);
+        kept_ln = ln;
+        Chan<Conn> accepted = MakeChan<Conn>(1);
+        Go([ln = ln, accepted] { accepted.Send(ln.Accept().first); });
+        auto [c, err] = net::Dial("tcp", ln.LocalAddr().String());
         ASSERT_FALSE(err);
+        kept_server = accepted.Recv();
         EXPECT_FALSE(c.Write("x", 1).err);
         char b;
-        EXPECT_EQ(c.Read(&b, 1).n, 1u);
+        EXPECT_EQ(kept_server.Read(&b, 1).n, 1u);  // io_uring: a receive is armed when Run ends
         kept = c;
       },
       Opts(2));
   int fd = kept.Fd();
   ASSERT_GE(fd, 0);
   EXPECT_FALSE(kept.Close());
+  EXPECT_FALSE(kept_server.Close());
   EXPECT_FALSE(kept_ln.Close());
   EXPECT_EQ(fcntl(fd, F_GETFD), -1) << "the descriptor is closed";
 }
@@ -531,10 +556,10 @@ TEST_P(NetTest, IdleConnectionsWaitInIOWaitAndAreNoDeadlock) {
   auto r = RunInChild([this] {
     greenline::Run(
         [&] {
-          Listener ln = StartEcho();
+          EchoServer srv = StartEcho();
           std::vector<Conn> held;
           for (int i = 0; i < 500; ++i) {
-            auto [c, e] = net::Dial("tcp", ln.LocalAddr().String());
+            auto [c, e] = net::Dial("tcp", srv.Addr());
             if (e) std::_Exit(3);
             held.push_back(c);
           }
@@ -551,7 +576,7 @@ TEST_P(NetTest, IdleConnectionsWaitInIOWaitAndAreNoDeadlock) {
           });
           ch.Recv();
           for (auto& c : held) c.Close();
-          ln.Close();
+          srv.Stop();
         },
         Opts(2));
   });
@@ -740,9 +765,9 @@ TEST(NetFallbackTest, SeccompBlockingIoUringFallsBackToEpollAndServes) {
       std::string why = net::PollerReason();
       std::fprintf(stderr, "reason: %s\n", why.c_str());
       if (why.find("EPERM") == std::string::npos) std::_Exit(4);
-      Listener ln = StartEcho();
-      if (EchoClients(ln.LocalAddr().String(), 4, 4) != 0) std::_Exit(5);
-      ln.Close();
+      EchoServer srv = StartEcho();
+      if (EchoClients(srv.Addr(), 4, 4) != 0) std::_Exit(5);
+      srv.Stop();
     });
   });
   ASSERT_TRUE(r.exited) << r.output;
