@@ -19,9 +19,9 @@
 // consumed. The bound is soft: a multishot recv completes up to a few dozen buffers per wakeup,
 // and what the kernel delivered before the cancel took effect is kept (~270 KB when a 1 MiB burst
 // hits a reader that stopped: NetTest.AConnectionThatStopsReadingLeavesItsDataInTheKernel), but
-// no connection can drain the shared buffer ring (4 MiB per worker). When the ring has no free buffer the
-// multishot recv ends with ENOBUFS; the next Read then reads into the caller's own buffer (a
-// one-shot recv) and re-arms after.
+// no connection can drain the shared buffer ring (4 MiB per worker). When the ring has no free
+// buffer the multishot recv ends with ENOBUFS; the next Read then reads into the caller's own
+// buffer (a one-shot recv) and re-arms after.
 //
 // Other operations (send, connect, that fallback recv) are one-shot and use the caller's memory:
 // the goroutine parks until the completion arrives, and nothing else may resume it: Close and
@@ -57,6 +57,25 @@
 #include "runtime/base/spinlock.h"
 #include "runtime/sched/internal/sched.h"
 #include "runtime/sched/park.h"
+
+#if GREENLINE_TSAN
+// liburing maps its rings with raw system calls, which TSan does not see: a ring mapped where an
+// earlier thread's ring was unmapped would look like that thread's memory (false races). Mapping
+// the same pages again, in place, through libc's mmap (which TSan intercepts) resets that.
+namespace {
+void RemapForTsan(io_uring* ring) {
+  auto again = [&](void* addr, size_t size, off_t offset) {
+    mmap(addr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED | MAP_POPULATE, ring->ring_fd,
+         offset);
+  };
+  again(ring->sq.ring_ptr, ring->sq.ring_sz, IORING_OFF_SQ_RING);
+  if (ring->cq.ring_ptr != ring->sq.ring_ptr) {
+    again(ring->cq.ring_ptr, ring->cq.ring_sz, IORING_OFF_CQ_RING);
+  }
+  again(ring->sq.sqes, sizeof(io_uring_sqe) * ring->sq.ring_entries, IORING_OFF_SQES);
+}
+}  // namespace
+#endif
 
 namespace greenline::internal {
 
@@ -123,6 +142,9 @@ class UringWorkerPoller final : public WorkerPoller {
   void Start() override {
     int rc = SetupRing(&ring_, nullptr);
     if (rc < 0) Fatalf("runtime: io_uring_queue_init on a worker: %s", std::strerror(-rc));
+#if GREENLINE_TSAN
+    RemapForTsan(&ring_);
+#endif
     size_t bytes = sizeof(io_uring_buf) * kBufCount;
     void* mem = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (mem == MAP_FAILED) Fatalf("runtime: mmap buffer ring: %s", std::strerror(errno));
