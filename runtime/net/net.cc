@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <unistd.h>
 
 #include <cctype>
@@ -92,9 +93,9 @@ Error OpError(int code, std::string_view op, const NetFd& f) {
 
 Error Closed(std::string_view op, const NetFd& f) { return OpError(kErrClosing, op, f); }
 
-bool SetNonBlockingCloexec(int fd) {
-  int fl = fcntl(fd, F_GETFL);
-  return fl >= 0 && fcntl(fd, F_SETFL, fl | O_NONBLOCK) == 0 && fcntl(fd, F_SETFD, FD_CLOEXEC) == 0;
+// socket(2) type flags for the running backend's socket mode.
+int SockFlags() {
+  return SOCK_CLOEXEC | (CurrentNetpoll()->NonBlockingSockets() ? SOCK_NONBLOCK : 0);
 }
 
 Addr SockName(int fd, bool peer) {
@@ -231,6 +232,8 @@ int TurnAwayWaiting(int lfd) {
   }
   int n = 0;
   for (;;) {
+    pollfd p{lfd, POLLIN, 0};  // the listener may be in blocking mode (io_uring)
+    if (poll(&p, 1, 0) != 1 || !(p.revents & POLLIN)) break;
     int c = accept4(lfd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (c < 0) break;
     close(c);
@@ -474,7 +477,7 @@ std::pair<Listener, Error> Listen(std::string_view network, std::string_view add
     return {Listener(), e};
   const Addr& a = addrs.front();
   std::string detail = "tcp " + std::string(address);
-  int fd = socket(a.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int fd = socket(a.family(), SOCK_STREAM | SockFlags(), 0);
   if (fd < 0) return {Listener(), Error::FromErrno(errno, "listen", detail)};
   auto fail = [&](const char* syscall) {
     int e = errno;
@@ -514,7 +517,7 @@ std::pair<Conn, Error> Dial(std::string_view network, std::string_view address,
   std::string detail = "tcp " + std::string(address);
   Error last;
   for (const Addr& a : addrs) {
-    int fd = socket(a.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = socket(a.family(), SOCK_STREAM | SockFlags(), 0);
     if (fd < 0) return {Conn(), Error::FromErrno(errno, "dial", detail)};
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);

@@ -121,12 +121,17 @@ void DeadlineFired(Timer* t, int64_t now) {
   int64_t* d = write ? &pd->wd : &pd->rd;
   // Re-checked under the lock: the deadline may have moved, or pd been recycled, since this timer
   // was armed.
+  bool expired = false;
   if (*d > 0 && *d <= now) {
     *d = -1;
+    expired = true;
     g = TakeWaiter(pd, write);
   }
   pd->lock.unlock();
   if (g != nullptr) Ready(g);
+  if (expired) {
+    if (Netpoll* np = CurrentNetpoll()) np->Interrupt(pd, write);
+  }
 }
 
 }  // namespace
@@ -165,7 +170,7 @@ std::unique_ptr<Netpoll> NewNetpoll(PollerKind kind, std::string* reason) {
     return uring;
   }
   std::string why =
-      err == 0 ? std::string("io_uring: not in this build")
+      err == 0 ? std::string("io_uring: this build has no liburing")
                : std::string("io_uring_setup failed: ") + std::strerror(err) + " (" +
                      (err == 0        ? ""
                       : err == EPERM  ? "EPERM: blocked by seccomp or kernel.io_uring_disabled"
@@ -194,14 +199,15 @@ PollDesc* OpenPollDesc(int fd, int* error) {
   pd->rg = pd->wg = nullptr;
   pd->rready = pd->wready = false;
   pd->rd = pd->wd = 0;
-  pd->recv_home = nullptr;
-  pd->recv_armed = pd->recv_cancelling = false;
-  pd->recv_error = 0;
-  pd->recv_eof = false;
+  pd->recv_home = pd->accept_home = nullptr;
+  pd->recv_armed = pd->recv_nobufs = pd->recv_eof = pd->accept_armed = false;
+  pd->recv_error = pd->accept_error = 0;
   pd->unread = 0;
-  pd->chunk_head = pd->nchunks = 0;
-  pd->accept_head = pd->naccepted = 0;
-  pd->accept_error = 0;
+  pd->chunks.clear();
+  pd->chunk_head = 0;
+  pd->accepted.clear();
+  pd->accept_head = 0;
+  pd->rop = pd->wop = nullptr;
   pd->home = nullptr;
   pd->lock.unlock();
   pd->refs.store(1, std::memory_order_release);
@@ -289,6 +295,12 @@ void SetPollDeadline(PollDesc* pd, int64_t when, char mode) {
   pd->lock.unlock();
   for (G* g : woken) {
     if (g != nullptr) Ready(g);
+  }
+  if (when > 0 && when <= now) {
+    if (Netpoll* np = CurrentNetpoll()) {
+      if (mode != 'w') np->Interrupt(pd, false);
+      if (mode != 'r') np->Interrupt(pd, true);
+    }
   }
 }
 

@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "runtime/base/spinlock.h"
 #include "runtime/sched/runtime.h"
@@ -38,10 +39,14 @@ inline constexpr int kErrDeadline = 100001;  // the operation's deadline passed
 
 // One received chunk held for a reader (io_uring provided buffers).
 struct RecvChunk {
-  uint16_t bid = 0;  // buffer id in the owning ring's buffer ring
-  uint32_t off = 0;  // bytes of it already consumed
+  WorkerPoller* ring = nullptr;  // whose buffer ring the buffer goes back to
+  uint16_t bid = 0;              // buffer id there
+  uint32_t off = 0;              // bytes of it already consumed
   uint32_t len = 0;
 };
+
+// A one-shot io_uring operation a goroutine waits for (uring.cc); lives on its stack.
+struct UringOp;
 
 struct PollDesc {
   // Set by Open, constant until the last reference goes.
@@ -70,23 +75,25 @@ struct PollDesc {
   Timer rtimer;
   Timer wtimer;
 
-  // io_uring receive side (uring.cc). A multishot recv lives on one ring (recv_home) while armed.
+  // io_uring (uring.cc). A multishot recv or accept lives on one worker's ring while armed, and
+  // holds a reference; what it delivers waits here for the goroutine. A one-shot operation (send,
+  // connect, a recv into the caller's buffer) is announced in wop/rop so Close and deadlines can
+  // cancel it: its goroutine resumes only on its completion, never before (its buffer is in use).
   WorkerPoller* recv_home = nullptr;
-  bool recv_armed = false;       // a multishot recv is in the kernel
-  bool recv_cancelling = false;  // a cancel for it was requested
-  int recv_error = 0;            // 0, or a negative errno / 1 for EOF seen after the chunks
+  bool recv_armed = false;
+  bool recv_nobufs = false;  // the multishot recv ended for want of buffers: read into the caller's
   bool recv_eof = false;
+  int recv_error = 0;   // negative errno, sticky
   uint32_t unread = 0;  // bytes in chunks
-  static constexpr int kMaxChunks = 32;
-  RecvChunk chunks[kMaxChunks];
-  int chunk_head = 0;
-  int nchunks = 0;
-  // io_uring accept side: descriptors accepted by a multishot accept, not yet taken.
-  static constexpr int kMaxAccepted = 64;
-  int accepted[kMaxAccepted];
-  int accept_head = 0;
-  int naccepted = 0;
-  int accept_error = 0;
+  std::vector<RecvChunk> chunks;
+  size_t chunk_head = 0;
+  WorkerPoller* accept_home = nullptr;
+  bool accept_armed = false;
+  int accept_error = 0;       // negative errno, reported once
+  std::vector<int> accepted;  // descriptors a multishot accept delivered
+  size_t accept_head = 0;
+  UringOp* rop = nullptr;
+  UringOp* wop = nullptr;
 
   PollDesc* next_free = nullptr;  // in the cache; guarded by the cache's lock
 };
@@ -115,8 +122,10 @@ class Netpoll {
   virtual ~Netpoll() = default;
   virtual const char* name() const = 0;
   virtual std::unique_ptr<WorkerPoller> NewWorkerPoller(Worker* w) = 0;
+  // Whether sockets must be in O_NONBLOCK mode (epoll's try-then-park) or blocking (io_uring).
+  virtual bool NonBlockingSockets() const { return true; }
 
-  // Registers pd->fd (non-blocking, set by the caller). 0 or -errno.
+  // Registers pd->fd (in the mode NonBlockingSockets says, set by the caller). 0 or -errno.
   virtual int Open(PollDesc* pd) = 0;
   // Socket operations, on a goroutine. Each parks (in "IO wait") until it can finish, and returns
   // bytes (Read: 0 at EOF), a new descriptor (Accept), 0 (Connect) or -errno / -kErrClosing /
@@ -129,6 +138,9 @@ class Netpoll {
   virtual void Evict(PollDesc* pd) = 0;
   // The last reference went: deregister (the descriptor is closed after).
   virtual void Deregister(PollDesc* pd) = 0;
+  // A deadline passed (pd->rd or wd is -1 now; pd->lock not held): cancel a one-shot operation
+  // on that side, whose goroutine returns kErrDeadline once it completes.
+  virtual void Interrupt(PollDesc* /*pd*/, bool /*write*/) {}
 };
 
 // The running runtime's backend (set by Run before workers start), and why it was chosen.

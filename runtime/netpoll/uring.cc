@@ -1,11 +1,664 @@
-// The io_uring backend (in progress): until it lands, Run() chooses epoll.
+// The io_uring backend: one ring per worker, driven only by its worker.
+//
+// Rings. Each worker sets up its own ring on its own thread (IORING_SETUP_SINGLE_ISSUER, with
+// DEFER_TASKRUN: completions are posted only when the worker enters the kernel to look for them,
+// so the kernel never interrupts a running worker to run io_uring task work; kernels without
+// these flags get a plain ring). Goroutines queue SQEs on the ring of the worker they run on; the
+// worker submits them in batches: when it runs out of goroutines (submit-and-wait, timed by its
+// nearest timer), and every 61st schedule while I/O is in flight. Other threads never touch a
+// ring: they wake its worker through an eventfd that the ring always has a read armed on, and
+// they hand it cancellations through a locked queue (RequestCancel).
+//
+// Reads: multishot recv into a provided-buffer ring (one per worker ring, registered with
+// io_uring_register_buf_ring: liburing 2.3 has no io_uring_setup_buf_ring). A connection's recv
+// is armed once, on the ring of the worker whose goroutine first reads, and delivers chunks into
+// the PollDesc; Read copies out of them and gives the buffers back. An idle connection pins no
+// buffer of its own, only its goroutine's stack. Backpressure: when a connection holds more than
+// kMaxUnreadBytes (or kMaxUnreadChunks) not yet read, its recv is cancelled, so the socket's
+// receive buffer fills and TCP pushes back on the sender; Read re-arms it once the backlog is
+// consumed. No connection can drain the shared buffer ring. When the ring has no free buffer the
+// multishot recv ends with ENOBUFS; the next Read then reads into the caller's own buffer (a
+// one-shot recv) and re-arms after.
+//
+// Other operations (send, connect, that fallback recv) are one-shot and use the caller's memory:
+// the goroutine parks until the completion arrives, and nothing else may resume it: Close and
+// deadlines cancel the operation instead (IORING_OP_ASYNC_CANCEL on the ring that holds it), and
+// the goroutine sees the cancellation in the completion. So buffers and stacks stay valid until
+// the kernel is done with them, even across cancellation; a goroutine never migrates while it
+// waits for a completion, and if a multishot recv lives on another worker's ring, that worker
+// readies the reader (onto its own queue: the goroutine follows its connection).
+//
+// Accept: multishot accept, its descriptors queued in the PollDesc (cancelled past kMaxAccepted,
+// re-armed when taken), re-armed when it stops on an error (EMFILE: the listener's backoff in
+// net.cc runs, then Accept re-arms).
+//
+// Stopping: each worker cancels everything on its ring and reaps until nothing is in flight
+// before the ring goes (goroutine stacks are still mapped then).
+//
+// user_data: a pointer (PollDesc or UringOp, 8-aligned) with a tag in its low 3 bits.
 #include "runtime/netpoll/netpoll.h"
+
+#if GREENLINE_HAVE_URING
+#include <liburing.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <mutex>
+#include <vector>
+
+#include "runtime/base/fatal.h"
+#include "runtime/base/spinlock.h"
+#include "runtime/sched/internal/sched.h"
+#include "runtime/sched/park.h"
+
+namespace greenline::internal {
+
+struct UringOp {
+  G* g = nullptr;
+  WorkerPoller* ring = nullptr;  // where it was queued
+  int32_t res = 0;
+  bool done = false;
+};
+
+namespace {
+
+constexpr unsigned kRingEntries = 1024;
+constexpr unsigned kBufCount = 1024;  // provided buffers per ring (power of two)
+constexpr unsigned kBufSize = 4096;
+constexpr uint16_t kBufGroup = 1;
+constexpr uint32_t kMaxUnreadBytes = 64 * 1024;
+constexpr size_t kMaxUnreadChunks = 16;
+constexpr size_t kMaxAccepted = 128;
+
+enum Tag : uint64_t {
+  kTagWake = 1,    // the eventfd read
+  kTagRecv = 2,    // PollDesc*: its multishot recv
+  kTagAccept = 3,  // PollDesc*: its multishot accept
+  kTagOp = 4,      // UringOp*
+  kTagIgnore = 5,  // cancel requests' own completions
+};
+constexpr uint64_t kTagMask = 7;
+
+uint64_t Pack(const void* p, Tag t) { return reinterpret_cast<uint64_t>(p) | t; }
+
+unsigned SetupFlags() {
+  return IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SUBMIT_ALL;
+}
+
+// Sets up a ring, dropping flags an older kernel refuses. 0 or -errno.
+int SetupRing(io_uring* ring, unsigned* flags_used) {
+  io_uring_params p{};
+  p.flags = SetupFlags();
+  int rc = io_uring_queue_init_params(kRingEntries, ring, &p);
+  if (rc == -EINVAL) {
+    p = io_uring_params{};
+    p.flags = IORING_SETUP_COOP_TASKRUN;
+    rc = io_uring_queue_init_params(kRingEntries, ring, &p);
+  }
+  if (rc == -EINVAL) {
+    p = io_uring_params{};
+    rc = io_uring_queue_init_params(kRingEntries, ring, &p);
+  }
+  if (rc == 0 && flags_used != nullptr) *flags_used = p.flags;
+  return rc;
+}
+
+class UringWorkerPoller final : public WorkerPoller {
+ public:
+  UringWorkerPoller() {
+    // Blocking: io_uring completes a read of a non-blocking file with EAGAIN instead of waiting.
+    // (Writes never block: the counter would have to reach 2^64 - 1.)
+    wakefd_ = eventfd(0, EFD_CLOEXEC);
+    if (wakefd_ < 0) Fatalf("runtime: eventfd: %s", std::strerror(errno));
+  }
+  ~UringWorkerPoller() override { close(wakefd_); }
+
+  void Start() override {
+    int rc = SetupRing(&ring_, nullptr);
+    if (rc < 0) Fatalf("runtime: io_uring_queue_init on a worker: %s", std::strerror(-rc));
+    size_t bytes = sizeof(io_uring_buf) * kBufCount;
+    void* mem = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED) Fatalf("runtime: mmap buffer ring: %s", std::strerror(errno));
+    br_ = static_cast<io_uring_buf_ring*>(mem);
+    io_uring_buf_ring_init(br_);
+    io_uring_buf_reg reg{};
+    reg.ring_addr = reinterpret_cast<uint64_t>(br_);
+    reg.ring_entries = kBufCount;
+    reg.bgid = kBufGroup;
+    rc = io_uring_register_buf_ring(&ring_, &reg, 0);
+    if (rc != 0) Fatalf("runtime: io_uring_register_buf_ring: %s", std::strerror(-rc));
+    buffers_ = static_cast<char*>(mmap(nullptr, size_t{kBufCount} * kBufSize,
+                                       PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+    if (buffers_ == MAP_FAILED) Fatalf("runtime: mmap buffers: %s", std::strerror(errno));
+    for (unsigned i = 0; i < kBufCount; ++i) {
+      io_uring_buf_ring_add(br_, buffers_ + size_t{i} * kBufSize, kBufSize,
+                            static_cast<uint16_t>(i), io_uring_buf_ring_mask(kBufCount),
+                            static_cast<int>(i));
+    }
+    io_uring_buf_ring_advance(br_, kBufCount);
+    started_ = true;
+    ArmWake();
+  }
+
+  void Stop() override {
+    if (!started_) return;
+    // Cancel everything and reap until nothing is in flight: the kernel must be done with every
+    // buffer and stack before they go.
+    io_uring_sqe* sqe = GetSqe();
+    io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
+    io_uring_sqe_set_data64(sqe, kTagIgnore);
+    stopping_ = true;
+    int64_t give_up = Nanotime() + 2'000'000'000;
+    while (inflight_ > 0 && Nanotime() < give_up) {
+      __kernel_timespec ts{0, 10'000'000};
+      io_uring_cqe* cqe = nullptr;
+      io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
+      Reap();
+    }
+    io_uring_queue_exit(&ring_);
+    munmap(br_, sizeof(io_uring_buf) * kBufCount);
+    munmap(buffers_, size_t{kBufCount} * kBufSize);
+    started_ = false;
+  }
+
+  void Wait(int64_t deadline_ns) override {
+    sleeping_.store(true, std::memory_order_seq_cst);
+    if (token_.exchange(0, std::memory_order_seq_cst) != 0) {
+      sleeping_.store(false, std::memory_order_relaxed);
+      Poll();
+      return;
+    }
+    DrainRemote();
+    io_uring_cqe* cqe = nullptr;
+    if (deadline_ns > 0) {
+      int64_t d = deadline_ns - Nanotime();
+      if (d < 0) d = 0;
+      __kernel_timespec ts{d / 1'000'000'000, d % 1'000'000'000};
+      io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
+    } else {
+      io_uring_submit_and_wait(&ring_, 1);
+    }
+    sleeping_.store(false, std::memory_order_relaxed);
+    token_.exchange(0, std::memory_order_acquire);
+    Reap();
+  }
+
+  bool Poll() override {
+    DrainRemote();
+    if (io_uring_sq_ready(&ring_) > 0 || inflight_ > 0) io_uring_submit_and_get_events(&ring_);
+    return Reap();
+  }
+
+  bool Pending() const override {
+    return inflight_ > 1 || remote_pending_.load(std::memory_order_relaxed) ||
+           io_uring_sq_ready(&ring_) > 0;
+  }
+
+  void Wake() override {
+    if (token_.exchange(1, std::memory_order_seq_cst) == 0 &&
+        sleeping_.load(std::memory_order_seq_cst)) {
+      uint64_t one = 1;
+      ssize_t rc = write(wakefd_, &one, sizeof one);
+      static_cast<void>(rc);
+    }
+  }
+
+  // ---- for the backend, on this worker's thread ----
+
+  io_uring_sqe* GetSqe() {
+    io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+    while (sqe == nullptr) {
+      io_uring_submit(&ring_);
+      sqe = io_uring_get_sqe(&ring_);
+    }
+    return sqe;
+  }
+  void Started() { ++inflight_; }  // an operation that will post a final completion
+
+  void ArmRecv(PollDesc* pd) {
+    io_uring_sqe* sqe = GetSqe();
+    io_uring_prep_recv_multishot(sqe, pd->fd, nullptr, 0, 0);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = kBufGroup;
+    io_uring_sqe_set_data64(sqe, Pack(pd, kTagRecv));
+    Started();
+  }
+  void ArmAccept(PollDesc* pd) {
+    io_uring_sqe* sqe = GetSqe();
+    io_uring_prep_multishot_accept(sqe, pd->fd, nullptr, nullptr, SOCK_CLOEXEC);
+    io_uring_sqe_set_data64(sqe, Pack(pd, kTagAccept));
+    Started();
+  }
+  void Cancel(uint64_t user_data) {
+    io_uring_sqe* sqe = GetSqe();
+    io_uring_prep_cancel64(sqe, user_data, 0);
+    io_uring_sqe_set_data64(sqe, kTagIgnore);
+  }
+
+  // Any thread: cancels the operation with this user_data on this ring.
+  void RequestCancel(uint64_t user_data) {
+    Worker* w = CurrentWorker();
+    if (w != nullptr && w->poller.get() == this && started_) {
+      Cancel(user_data);
+      return;
+    }
+    {
+      std::lock_guard<SpinLock> lock(remote_lock_);
+      remote_.push_back(user_data);
+      remote_pending_.store(true, std::memory_order_release);
+    }
+    Wake();
+  }
+
+  // Any thread: gives a provided buffer back to this ring.
+  void Recycle(uint16_t bid) {
+    std::lock_guard<SpinLock> lock(br_lock_);
+    io_uring_buf_ring_add(br_, buffers_ + size_t{bid} * kBufSize, kBufSize, bid,
+                          io_uring_buf_ring_mask(kBufCount), 0);
+    io_uring_buf_ring_advance(br_, 1);
+  }
+  const char* Buffer(uint16_t bid) const { return buffers_ + size_t{bid} * kBufSize; }
+
+ private:
+  void ArmWake() {
+    io_uring_sqe* sqe = GetSqe();
+    io_uring_prep_read(sqe, wakefd_, &wake_value_, sizeof wake_value_, 0);
+    io_uring_sqe_set_data64(sqe, kTagWake);
+    Started();
+  }
+
+  void DrainRemote() {
+    if (!remote_pending_.load(std::memory_order_acquire)) return;
+    std::vector<uint64_t> todo;
+    {
+      std::lock_guard<SpinLock> lock(remote_lock_);
+      todo.swap(remote_);
+      remote_pending_.store(false, std::memory_order_relaxed);
+    }
+    for (uint64_t ud : todo) Cancel(ud);
+  }
+
+  bool Reap();
+  void OnRecv(PollDesc* pd, const io_uring_cqe* cqe);
+  void OnAccept(PollDesc* pd, const io_uring_cqe* cqe);
+
+  io_uring ring_{};
+  io_uring_buf_ring* br_ = nullptr;
+  char* buffers_ = nullptr;
+  SpinLock br_lock_;  // guards adds to br_ (any thread recycles)
+  int wakefd_ = -1;
+  uint64_t wake_value_ = 0;
+  bool started_ = false;
+  bool stopping_ = false;
+  int64_t inflight_ = 0;  // operations with a final completion to come; owned by the worker
+  std::atomic<uint32_t> token_{0};
+  std::atomic<bool> sleeping_{false};
+  SpinLock remote_lock_;
+  std::vector<uint64_t> remote_;  // cancellations asked by other threads; under remote_lock_
+  std::atomic<bool> remote_pending_{false};
+};
+
+UringWorkerPoller* Home(WorkerPoller* p) { return static_cast<UringWorkerPoller*>(p); }
+
+UringWorkerPoller* CurrentRing() {
+  Worker* w = CurrentWorker();
+  if (w == nullptr) Fatal("runtime: io_uring operation outside a worker");
+  return Home(w->poller.get());
+}
+
+bool UringWorkerPoller::Reap() {
+  bool readied = false;
+  io_uring_cqe* cqe;
+  unsigned head;
+  unsigned seen = 0;
+  io_uring_for_each_cqe(&ring_, head, cqe) {
+    ++seen;
+    uint64_t ud = io_uring_cqe_get_data64(cqe);
+    uint64_t tag = ud & kTagMask;
+    void* p = reinterpret_cast<void*>(ud & ~kTagMask);
+    bool more = (cqe->flags & IORING_CQE_F_MORE) != 0;
+    switch (tag) {
+      case kTagWake:
+        --inflight_;
+        if (!stopping_) ArmWake();
+        break;
+      case kTagRecv:
+        OnRecv(static_cast<PollDesc*>(p), cqe);
+        if (!more) --inflight_;
+        readied = true;
+        break;
+      case kTagAccept:
+        OnAccept(static_cast<PollDesc*>(p), cqe);
+        if (!more) --inflight_;
+        readied = true;
+        break;
+      case kTagOp: {
+        auto* op = static_cast<UringOp*>(p);
+        --inflight_;
+        op->res = cqe->res;
+        op->done = true;
+        G* g = op->g;  // the goroutine parked before its SQE could even be submitted
+        Ready(g);
+        readied = true;
+        break;
+      }
+      default:
+        break;
+    }
+  }
+  io_uring_cq_advance(&ring_, seen);
+  return readied;
+}
+
+void UringWorkerPoller::OnRecv(PollDesc* pd, const io_uring_cqe* cqe) {
+  bool more = (cqe->flags & IORING_CQE_F_MORE) != 0;
+  bool cancel = false;
+  pd->lock.lock();
+  if (cqe->res > 0) {
+    RecvChunk c;
+    c.ring = this;
+    c.bid = static_cast<uint16_t>(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+    c.len = static_cast<uint32_t>(cqe->res);
+    pd->chunks.push_back(c);
+    pd->unread += c.len;
+    // Backpressure: stop pulling data off a socket whose goroutine is not keeping up.
+    cancel = more && (pd->unread > kMaxUnreadBytes ||
+                      pd->chunks.size() - pd->chunk_head > kMaxUnreadChunks);
+  } else if (cqe->res == 0) {
+    pd->recv_eof = true;
+  } else if (cqe->res == -ENOBUFS) {
+    pd->recv_nobufs = true;
+  } else if (cqe->res != -ECANCELED) {
+    pd->recv_error = cqe->res;
+  }
+  if (!more) pd->recv_armed = false;
+  G* g = pd->rg;
+  pd->rg = nullptr;
+  pd->lock.unlock();
+  if (cancel) Cancel(Pack(pd, kTagRecv));
+  if (g != nullptr) Ready(g);
+  if (!more) ReleasePollDesc(pd);  // the armed recv's reference
+}
+
+void UringWorkerPoller::OnAccept(PollDesc* pd, const io_uring_cqe* cqe) {
+  bool more = (cqe->flags & IORING_CQE_F_MORE) != 0;
+  bool cancel = false;
+  pd->lock.lock();
+  if (cqe->res >= 0) {
+    if (pd->closing) {
+      close(cqe->res);
+    } else {
+      pd->accepted.push_back(cqe->res);
+      cancel = more && pd->accepted.size() - pd->accept_head >= kMaxAccepted;
+    }
+  } else if (cqe->res != -ECANCELED) {
+    pd->accept_error = cqe->res;
+  }
+  if (!more) pd->accept_armed = false;
+  G* g = pd->rg;
+  pd->rg = nullptr;
+  pd->lock.unlock();
+  if (cancel) Cancel(Pack(pd, kTagAccept));
+  if (g != nullptr) Ready(g);
+  if (!more) ReleasePollDesc(pd);
+}
+
+class UringNetpoll final : public Netpoll {
+ public:
+  const char* name() const override { return "io_uring"; }
+  // The kernel waits for us: a connect on a non-blocking socket would complete with EINPROGRESS.
+  bool NonBlockingSockets() const override { return false; }
+
+  std::unique_ptr<WorkerPoller> NewWorkerPoller(Worker*) override {
+    return std::make_unique<UringWorkerPoller>();
+  }
+
+  int Open(PollDesc*) override { return 0; }
+
+  void Deregister(PollDesc* pd) override {
+    // Nothing is in the kernel any more (each armed operation held a reference).
+    pd->lock.lock();
+    for (size_t i = pd->chunk_head; i < pd->chunks.size(); ++i) {
+      Home(pd->chunks[i].ring)->Recycle(pd->chunks[i].bid);
+    }
+    pd->chunks.clear();
+    pd->chunk_head = 0;
+    for (size_t i = pd->accept_head; i < pd->accepted.size(); ++i) close(pd->accepted[i]);
+    pd->accepted.clear();
+    pd->accept_head = 0;
+    pd->lock.unlock();
+  }
+
+  void Evict(PollDesc* pd) override {
+    pd->lock.lock();
+    struct Cancel {
+      UringWorkerPoller* ring;
+      uint64_t ud;
+    } todo[4];
+    int n = 0;
+    if (pd->recv_armed) todo[n++] = {Home(pd->recv_home), Pack(pd, kTagRecv)};
+    if (pd->accept_armed) todo[n++] = {Home(pd->accept_home), Pack(pd, kTagAccept)};
+    if (pd->rop != nullptr) todo[n++] = {Home(pd->rop->ring), Pack(pd->rop, kTagOp)};
+    if (pd->wop != nullptr) todo[n++] = {Home(pd->wop->ring), Pack(pd->wop, kTagOp)};
+    pd->lock.unlock();
+    for (int i = 0; i < n; ++i) todo[i].ring->RequestCancel(todo[i].ud);
+  }
+
+  void Interrupt(PollDesc* pd, bool write) override {
+    pd->lock.lock();
+    UringOp* op = write ? pd->wop : pd->rop;
+    UringWorkerPoller* ring = op != nullptr ? Home(op->ring) : nullptr;
+    uint64_t ud = Pack(op, kTagOp);
+    pd->lock.unlock();
+    if (ring != nullptr) ring->RequestCancel(ud);
+  }
+
+  ssize_t Read(PollDesc* pd, void* buf, size_t len) override {
+    for (;;) {
+      pd->lock.lock();
+      if (int err = PollDescError(pd, false)) {
+        pd->lock.unlock();
+        return -err;
+      }
+      if (pd->chunk_head < pd->chunks.size()) return CopyOut(pd, static_cast<char*>(buf), len);
+      if (pd->recv_eof) {
+        pd->lock.unlock();
+        return 0;
+      }
+      if (pd->recv_error != 0) {
+        int e = pd->recv_error;
+        pd->lock.unlock();
+        return e;
+      }
+      if (pd->recv_nobufs && !pd->recv_armed) {
+        // No provided buffer was free: read into the caller's, then arm again next time.
+        pd->recv_nobufs = false;
+        pd->lock.unlock();
+        ssize_t n = OneShot(
+            pd, false, [&](io_uring_sqe* sqe) { io_uring_prep_recv(sqe, pd->fd, buf, len, 0); });
+        if (n == -ECANCELED) continue;  // re-check closing / deadline
+        return n;
+      }
+      if (!pd->recv_armed) {
+        if (!AcquirePollDesc(pd)) {  // closing
+          pd->lock.unlock();
+          return -kErrClosing;
+        }
+        UringWorkerPoller* ring = CurrentRing();
+        pd->recv_armed = true;
+        pd->recv_home = ring;
+        ring->ArmRecv(pd);
+      }
+      ParkOnPollDesc(pd, false);  // releases the lock; chunks, EOF, errors, Close, deadlines
+    }
+  }
+
+  int Write(PollDesc* pd, const void* buf, size_t len, size_t* written) override {
+    const char* p = static_cast<const char*>(buf);
+    size_t done = 0;
+    while (done < len) {
+      ssize_t n = OneShot(pd, true, [&](io_uring_sqe* sqe) {
+        io_uring_prep_send(sqe, pd->fd, p + done, len - done, MSG_NOSIGNAL);
+      });
+      if (n > 0) {
+        done += static_cast<size_t>(n);
+      } else if (n == -ECANCELED || n == -EINTR || n == -EAGAIN) {
+        continue;  // OneShot returned the closing / deadline error if that was why
+      } else {
+        *written = done;
+        return n == 0 ? -EPIPE : static_cast<int>(n);
+      }
+    }
+    *written = done;
+    return 0;
+  }
+
+  int Accept(PollDesc* pd, sockaddr* addr, socklen_t* addrlen) override {
+    for (;;) {
+      pd->lock.lock();
+      if (int err = PollDescError(pd, false)) {
+        pd->lock.unlock();
+        return -err;
+      }
+      if (pd->accept_head < pd->accepted.size()) {
+        int fd = pd->accepted[pd->accept_head++];
+        if (pd->accept_head == pd->accepted.size()) {
+          pd->accepted.clear();
+          pd->accept_head = 0;
+        }
+        pd->lock.unlock();
+        getpeername(fd, addr, addrlen);
+        return fd;
+      }
+      if (pd->accept_error != 0) {
+        int e = pd->accept_error;
+        pd->accept_error = 0;  // reported once; the next Accept re-arms
+        pd->lock.unlock();
+        return e;
+      }
+      if (!pd->accept_armed) {
+        if (!AcquirePollDesc(pd)) {
+          pd->lock.unlock();
+          return -kErrClosing;
+        }
+        UringWorkerPoller* ring = CurrentRing();
+        pd->accept_armed = true;
+        pd->accept_home = ring;
+        ring->ArmAccept(pd);
+      }
+      ParkOnPollDesc(pd, false);
+    }
+  }
+
+  int Connect(PollDesc* pd, const sockaddr* addr, socklen_t addrlen) override {
+    for (;;) {
+      ssize_t rc = OneShot(
+          pd, true, [&](io_uring_sqe* sqe) { io_uring_prep_connect(sqe, pd->fd, addr, addrlen); });
+      if (rc == -ECANCELED || rc == -EINTR) continue;
+      return static_cast<int>(rc);
+    }
+  }
+
+ private:
+  // Copies buffered chunks out (pd->lock held; releases it), recycling emptied buffers, and
+  // re-arms a recv that backpressure stopped once the backlog is consumed.
+  ssize_t CopyOut(PollDesc* pd, char* buf, size_t len) {
+    size_t n = 0;
+    RecvChunk done[8];
+    int ndone = 0;
+    while (n < len && pd->chunk_head < pd->chunks.size() && ndone < 8) {
+      RecvChunk& c = pd->chunks[pd->chunk_head];
+      size_t take = std::min<size_t>(len - n, c.len - c.off);
+      std::memcpy(buf + n, Home(c.ring)->Buffer(c.bid) + c.off, take);
+      c.off += static_cast<uint32_t>(take);
+      n += take;
+      if (c.off == c.len) {
+        done[ndone++] = c;
+        ++pd->chunk_head;
+      }
+    }
+    pd->unread -= static_cast<uint32_t>(n);
+    if (pd->chunk_head == pd->chunks.size()) {
+      pd->chunks.clear();
+      pd->chunk_head = 0;
+    }
+    pd->lock.unlock();
+    for (int i = 0; i < ndone; ++i) Home(done[i].ring)->Recycle(done[i].bid);
+    return static_cast<ssize_t>(n);
+  }
+
+  // Queues one operation on the current worker's ring, parks until its completion, and returns
+  // its result; -kErrClosing / -kErrDeadline when it was cancelled for that (or is not started
+  // because of it).
+  template <class Prep>
+  ssize_t OneShot(PollDesc* pd, bool write, Prep prep) {
+    UringOp op;
+    op.g = CurrentG();
+    UringWorkerPoller* ring = CurrentRing();
+    op.ring = ring;
+    pd->lock.lock();
+    if (int err = PollDescError(pd, write)) {
+      pd->lock.unlock();
+      return -err;
+    }
+    io_uring_sqe* sqe = ring->GetSqe();
+    prep(sqe);
+    io_uring_sqe_set_data64(sqe, Pack(&op, kTagOp));
+    ring->Started();
+    (write ? pd->wop : pd->rop) = &op;
+    // Readied only by the completion (Reap), which cannot come before this worker submits.
+    ParkUnlock(WaitReason::kIOWait, &pd->lock);
+    pd->lock.lock();
+    (write ? pd->wop : pd->rop) = nullptr;
+    int err = PollDescError(pd, write);
+    pd->lock.unlock();
+    if (op.res == -ECANCELED && err != 0) return -err;
+    if (op.res < 0 && err == kErrClosing) return -err;
+    return op.res;
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Netpoll> NewUringNetpoll(int* error) {
+  // Probe: a ring with the flags the workers will use, and a provided-buffer ring on it (5.19+).
+  io_uring ring{};
+  int rc = SetupRing(&ring, nullptr);
+  if (rc < 0) {
+    *error = -rc;
+    return nullptr;
+  }
+  size_t bytes = sizeof(io_uring_buf) * 8;
+  void* mem = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  io_uring_buf_reg reg{};
+  reg.ring_addr = reinterpret_cast<uint64_t>(mem);
+  reg.ring_entries = 8;
+  reg.bgid = kBufGroup;
+  rc = mem == MAP_FAILED ? -ENOMEM : io_uring_register_buf_ring(&ring, &reg, 0);
+  io_uring_queue_exit(&ring);
+  if (mem != MAP_FAILED) munmap(mem, bytes);
+  if (rc != 0) {
+    *error = -rc;
+    return nullptr;
+  }
+  return std::make_unique<UringNetpoll>();
+}
+
+}  // namespace greenline::internal
+
+#else  // !GREENLINE_HAVE_URING
 
 namespace greenline::internal {
 
 std::unique_ptr<Netpoll> NewUringNetpoll(int* error) {
-  *error = 0;  // not an errno: this build has no io_uring backend
+  *error = 0;  // not an errno: built without liburing
   return nullptr;
 }
 
 }  // namespace greenline::internal
+
+#endif
