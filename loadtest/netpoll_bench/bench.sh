@@ -113,6 +113,7 @@ done
 
 work="$(mktemp -d)"
 server_pid=""
+client_pid=""
 stop_server() {
   if [ -n "$server_pid" ]; then
     kill -TERM "$server_pid" 2>/dev/null || true
@@ -123,7 +124,9 @@ stop_server() {
     server_pid=""
   fi
 }
-trap 'stop_server; rm -rf "$work"' EXIT
+# The client runs in the background and the script `wait`s for it, so a signal is handled at once
+# (bash runs traps only between foreground commands), and the trap ends the client too.
+trap '[ -z "$client_pid" ] || kill -TERM "$client_pid" 2>/dev/null; stop_server; rm -rf "$work"' EXIT
 trap 'exit 130' INT TERM
 
 # Starts server $1 pinned; sets server_pid and port, or returns 1 with the reason in $work/why.
@@ -206,12 +209,14 @@ for ((rep = 0; rep < reps; rep++)); do
         echo "bench.sh: $name: not run: ${unavailable[$name]}" >&2
         continue 2
       fi
-      set +e
-      line="$(taskset -c "$client_cpu" "$client_bin" --port "$port" --conns "$conns" \
+      taskset -c "$client_cpu" "$client_bin" --port "$port" --conns "$conns" \
         --size "$size" --pipeline "$pipeline" --duration "$duration" --warmup "$warmup" \
-        --stat-cpu "$server_cpu" --stat-pid "$server_pid")"
-      rc=$?
-      set -e
+        --stat-cpu "$server_cpu" --stat-pid "$server_pid" >"$work/client.out" &
+      client_pid=$!
+      rc=0
+      wait "$client_pid" || rc=$?
+      client_pid=""
+      line="$(cat "$work/client.out")"
       stop_server
       echo "bench.sh: rep $((rep + 1)) $name: $line" >&2
       [ "$rc" -eq 0 ] || die "the client failed against $name (exit $rc): $line"
