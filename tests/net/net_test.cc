@@ -179,6 +179,12 @@ TEST_P(NetTest, AddressesPrintAsGoPrintsThem) {
         EXPECT_EQ(c.RemoteAddr().String(), addr);
         EXPECT_EQ(c.LocalAddr().String().rfind("127.0.0.1:", 0), 0u);
         c.Close();
+        // A name: resolved with getaddrinfo on the blocking pool ("localhost" is in /etc/hosts).
+        auto [byname, nerr] =
+            net::Dial("tcp4", "localhost:" + std::to_string(srv.ln.LocalAddr().port()));
+        ASSERT_FALSE(nerr) << nerr.String();
+        EXPECT_EQ(byname.RemoteAddr().String(), addr);
+        byname.Close();
         auto [ln6, err6] = net::Listen("tcp6", "[::1]:0");
         if (!err6) {
           EXPECT_EQ(ln6.LocalAddr().String().rfind("[::1]:", 0), 0u) << ln6.LocalAddr().String();
