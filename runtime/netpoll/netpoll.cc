@@ -260,9 +260,13 @@ bool ClosePollDesc(PollDesc* pd) {
   G* rg = TakeWaiter(pd, false);
   G* wg = TakeWaiter(pd, true);
   pd->lock.unlock();
+  // A handle that outlives its runtime (closed after Run returned) may still name goroutines the
+  // runtime discarded: nothing to wake then, and nothing in the kernel.
+  Netpoll* np = CurrentNetpoll();
+  if (np == nullptr) return true;
   if (rg != nullptr) Ready(rg);
   if (wg != nullptr) Ready(wg);
-  if (Netpoll* np = CurrentNetpoll()) np->Evict(pd);
+  np->Evict(pd);
   return true;
 }
 

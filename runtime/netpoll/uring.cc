@@ -16,9 +16,12 @@
 // buffer of its own, only its goroutine's stack. Backpressure: when a connection holds more than
 // kMaxUnreadBytes (or kMaxUnreadChunks) not yet read, its recv is cancelled, so the socket's
 // receive buffer fills and TCP pushes back on the sender; Read re-arms it once the backlog is
-// consumed. No connection can drain the shared buffer ring. When the ring has no free buffer the
-// multishot recv ends with ENOBUFS; the next Read then reads into the caller's own buffer (a
-// one-shot recv) and re-arms after.
+// consumed. The bound is soft: a multishot recv completes up to a few dozen buffers per wakeup,
+// and what the kernel delivered before the cancel took effect is kept (~270 KB when a 1 MiB burst
+// hits a reader that stopped: NetTest.AConnectionThatStopsReadingLeavesItsDataInTheKernel), but
+// no connection can drain the shared buffer ring (4 MiB per worker). When the ring has no free
+// buffer the multishot recv ends with ENOBUFS; the next Read then reads into the caller's own
+// buffer (a one-shot recv) and re-arms after.
 //
 // Other operations (send, connect, that fallback recv) are one-shot and use the caller's memory:
 // the goroutine parks until the completion arrives, and nothing else may resume it: Close and
@@ -54,6 +57,25 @@
 #include "runtime/base/spinlock.h"
 #include "runtime/sched/internal/sched.h"
 #include "runtime/sched/park.h"
+
+#if GREENLINE_TSAN
+// liburing maps its rings with raw system calls, which TSan does not see: a ring mapped where an
+// earlier thread's ring was unmapped would look like that thread's memory (false races). Mapping
+// the same pages again, in place, through libc's mmap (which TSan intercepts) resets that.
+namespace {
+void RemapForTsan(io_uring* ring) {
+  auto again = [&](void* addr, size_t size, off_t offset) {
+    mmap(addr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED | MAP_POPULATE, ring->ring_fd,
+         offset);
+  };
+  again(ring->sq.ring_ptr, ring->sq.ring_sz, IORING_OFF_SQ_RING);
+  if (ring->cq.ring_ptr != ring->sq.ring_ptr) {
+    again(ring->cq.ring_ptr, ring->cq.ring_sz, IORING_OFF_CQ_RING);
+  }
+  again(ring->sq.sqes, sizeof(io_uring_sqe) * ring->sq.ring_entries, IORING_OFF_SQES);
+}
+}  // namespace
+#endif
 
 namespace greenline::internal {
 
@@ -120,6 +142,9 @@ class UringWorkerPoller final : public WorkerPoller {
   void Start() override {
     int rc = SetupRing(&ring_, nullptr);
     if (rc < 0) Fatalf("runtime: io_uring_queue_init on a worker: %s", std::strerror(-rc));
+#if GREENLINE_TSAN
+    RemapForTsan(&ring_);
+#endif
     size_t bytes = sizeof(io_uring_buf) * kBufCount;
     void* mem = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (mem == MAP_FAILED) Fatalf("runtime: mmap buffer ring: %s", std::strerror(errno));
@@ -283,8 +308,9 @@ class UringWorkerPoller final : public WorkerPoller {
   }
 
   bool Reap();
-  void OnRecv(PollDesc* pd, const io_uring_cqe* cqe);
-  void OnAccept(PollDesc* pd, const io_uring_cqe* cqe);
+  // Each returns whether it readied a goroutine.
+  bool OnRecv(PollDesc* pd, const io_uring_cqe* cqe);
+  bool OnAccept(PollDesc* pd, const io_uring_cqe* cqe);
 
   io_uring ring_{};
   io_uring_buf_ring* br_ = nullptr;
@@ -327,14 +353,12 @@ bool UringWorkerPoller::Reap() {
         if (!stopping_) ArmWake();
         break;
       case kTagRecv:
-        OnRecv(static_cast<PollDesc*>(p), cqe);
+        readied |= OnRecv(static_cast<PollDesc*>(p), cqe);
         if (!more) --inflight_;
-        readied = true;
         break;
       case kTagAccept:
-        OnAccept(static_cast<PollDesc*>(p), cqe);
+        readied |= OnAccept(static_cast<PollDesc*>(p), cqe);
         if (!more) --inflight_;
-        readied = true;
         break;
       case kTagOp: {
         auto* op = static_cast<UringOp*>(p);
@@ -354,7 +378,7 @@ bool UringWorkerPoller::Reap() {
   return readied;
 }
 
-void UringWorkerPoller::OnRecv(PollDesc* pd, const io_uring_cqe* cqe) {
+bool UringWorkerPoller::OnRecv(PollDesc* pd, const io_uring_cqe* cqe) {
   bool more = (cqe->flags & IORING_CQE_F_MORE) != 0;
   bool cancel = false;
   pd->lock.lock();
@@ -382,9 +406,10 @@ void UringWorkerPoller::OnRecv(PollDesc* pd, const io_uring_cqe* cqe) {
   if (cancel) Cancel(Pack(pd, kTagRecv));
   if (g != nullptr) Ready(g);
   if (!more) ReleasePollDesc(pd);  // the armed recv's reference
+  return g != nullptr;
 }
 
-void UringWorkerPoller::OnAccept(PollDesc* pd, const io_uring_cqe* cqe) {
+bool UringWorkerPoller::OnAccept(PollDesc* pd, const io_uring_cqe* cqe) {
   bool more = (cqe->flags & IORING_CQE_F_MORE) != 0;
   bool cancel = false;
   pd->lock.lock();
@@ -405,6 +430,7 @@ void UringWorkerPoller::OnAccept(PollDesc* pd, const io_uring_cqe* cqe) {
   if (cancel) Cancel(Pack(pd, kTagAccept));
   if (g != nullptr) Ready(g);
   if (!more) ReleasePollDesc(pd);
+  return g != nullptr;
 }
 
 class UringNetpoll final : public Netpoll {

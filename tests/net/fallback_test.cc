@@ -139,14 +139,14 @@ std::string Field(const std::string& output, const std::string& key) {
   return "";
 }
 
-class PollerFallbackTest : public ::testing::Test {
+class NetFallbackTest : public ::testing::Test {
  protected:
   void SetUp() override {
     if (!testing::KernelHasIoUring()) GTEST_SKIP() << "this kernel has no io_uring at all";
   }
 };
 
-TEST_F(PollerFallbackTest, AutoFallsBackToEpollWhenSeccompForbidsIoUring) {
+TEST_F(NetFallbackTest, AutoFallsBackToEpollWhenSeccompForbidsIoUring) {
   ChildResult r = RunAndReport(PollerKind::kAuto, /*forbid_uring=*/true);
   if (!Field(r.output, "skip").empty()) GTEST_SKIP() << Field(r.output, "skip");
   ASSERT_TRUE(r.exited && r.exit_code == 0)
@@ -159,7 +159,7 @@ TEST_F(PollerFallbackTest, AutoFallsBackToEpollWhenSeccompForbidsIoUring) {
   EXPECT_EQ(Field(r.output, "echo"), "ok") << r.output;
 }
 
-TEST_F(PollerFallbackTest, ForcedIoUringUnderSeccompIsAFatalErrorNamingIt) {
+TEST_F(NetFallbackTest, ForcedIoUringUnderSeccompIsAFatalErrorNamingIt) {
   ChildResult r = RunAndReport(PollerKind::kIoUring, /*forbid_uring=*/true);
   if (!Field(r.output, "skip").empty()) GTEST_SKIP() << Field(r.output, "skip");
   EXPECT_TRUE(testing::IsFatalError(r, "runtime: io_uring"));
@@ -167,7 +167,7 @@ TEST_F(PollerFallbackTest, ForcedIoUringUnderSeccompIsAFatalErrorNamingIt) {
   EXPECT_EQ(Field(r.output, "echo"), "") << "the main goroutine must not have run\n" << r.output;
 }
 
-TEST_F(PollerFallbackTest, AutoChoosesIoUringWhereTheKernelAllowsIt) {
+TEST_F(NetFallbackTest, AutoChoosesIoUringWhereTheKernelAllowsIt) {
   std::string why = testing::UringUnavailableReason();
   if (!why.empty()) GTEST_SKIP() << why;
   ChildResult r = RunAndReport(PollerKind::kAuto, /*forbid_uring=*/false);
