@@ -1281,6 +1281,33 @@ void AcceptWithoutDescriptors() {
   to.sin_family = AF_INET;
   to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   to.sin_port = htons(ln.LocalAddr().port());
+  // One connection through its whole life (accept, echo, close) while descriptors are plenty:
+  // UBSan checks a type's vptr the first time through a pipe(2), which fails once descriptors run
+  // out (runtime/HACKING.md); later checks hit its cache. On a listener of its own: io_uring's
+  // accept reads RLIMIT_NOFILE when it is armed, so `ln` must not accept before the limit drops.
+  {
+    int open_before = testing::CountOpenFds();
+    Listener warm = ListenOrFail();
+    WaitGroup served;
+    GoCall(served, [warm] { testing::EchoConn(warm.Accept().first); });
+    sockaddr_in warm_to = to;
+    warm_to.sin_port = htons(warm.LocalAddr().port());
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    char buf[4];
+    bool echoed = connect(fd, reinterpret_cast<sockaddr*>(&warm_to), sizeof warm_to) == 0 &&
+                  write(fd, "ping", 4) == 4 && Blocking([&] {
+                    pollfd pfd{fd, POLLIN, 0};
+                    return poll(&pfd, 1, 5000) == 1 && read(fd, buf, sizeof buf) == 4;
+                  });
+    close(fd);
+    served.Wait();
+    warm.Close();
+    if (!echoed) return fail("warm-up round trip");
+    // io_uring closes a descriptor once its cancelled operations complete: wait for that, so the
+    // room left below is exact.
+    for (int i = 0; i < 1000 && testing::CountOpenFds() > open_before; ++i) Sleep(1ms);
+  }
+
   std::vector<int> clients;
   for (int i = 0; i < kFirst + kDuring + kLater; ++i) {
     clients.push_back(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
@@ -1408,7 +1435,7 @@ void AcceptWithoutDescriptors() {
   Say("done");
 }
 
-TEST_P(NetTest, AcceptOutOfDescriptorsTurnsClientsAwayWithoutSpinningAndRecovers) {
+TEST_P(NetTest, AcceptSurvivesRunningOutOfDescriptors) {
   testing::ChildResult r =
       testing::RunRuntimeInChild([] { AcceptWithoutDescriptors(); }, Opts(2), 30);
   ASSERT_TRUE(r.exited) << "signal " << r.signal << (r.timed_out ? " (timed out)" : "") << "\n"
