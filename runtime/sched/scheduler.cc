@@ -685,6 +685,9 @@ void* WorkerThread(void* arg) {
   char name[16];
   std::snprintf(name, sizeof name, "greenline-w%d", w->id);
   pthread_setname_np(pthread_self(), name);
+  // No goroutine runs before every worker's poller is up: a worker that set up its io_uring ring
+  // late could find the descriptors gone to the goroutines that ran meanwhile.
+  s->pollers_started.arrive_and_wait();
   WorkerLoop(s, w);
   w->poller->Stop();
   RemoveWorkerAltStack();
@@ -1068,10 +1071,10 @@ void Run(std::function<void()> main_goroutine, const Options& options) {
   if (g_sched.load(std::memory_order_acquire) != nullptr) {
     Fatal("runtime: Run called while a runtime is already running");
   }
-  auto sched = std::make_unique<Sched>();
+  MaxProcsDecision procs = DecideMaxProcs(options.max_procs);
+  auto sched = std::make_unique<Sched>(procs.procs);
   Sched* s = sched.get();
   s->options = options;
-  MaxProcsDecision procs = DecideMaxProcs(options.max_procs);
   s->nworkers = procs.procs;
   size_t stack_size = options.stack_size;
   if (stack_size == 0) stack_size = StackSizeFromEnv();

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <latch>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -109,7 +110,10 @@ struct alignas(64) Worker {
 };
 
 struct Sched {
+  explicit Sched(int workers) : pollers_started(workers) {}
   Options options;
+  // Workers arrive once their poller is set up; none runs a goroutine before all have.
+  std::latch pollers_started;
   std::unique_ptr<Netpoll> netpoll;  // the backend every worker's poller belongs to
   int nworkers = 0;
   std::vector<std::unique_ptr<Worker>> workers;
