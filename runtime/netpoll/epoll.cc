@@ -63,15 +63,12 @@ class EpollWorkerPoller final : public WorkerPoller {
   void Registered(int delta) { nregistered_.fetch_add(delta, std::memory_order_relaxed); }
 
   void Wait(int64_t deadline_ns) override {
-    sleeping_.store(true, std::memory_order_seq_cst);
-    if (token_.exchange(0, std::memory_order_seq_cst) != 0) {
-      sleeping_.store(false, std::memory_order_relaxed);
+    if (!gate_.BeginSleep()) {
       Poll();
       return;
     }
     EpollWaitAndHandle(deadline_ns);
-    sleeping_.store(false, std::memory_order_relaxed);
-    token_.exchange(0, std::memory_order_acquire);
+    gate_.EndSleep();
   }
 
   bool Poll() override {
@@ -82,8 +79,7 @@ class EpollWorkerPoller final : public WorkerPoller {
   bool Pending() const override { return nregistered_.load(std::memory_order_relaxed) != 0; }
 
   void Wake() override {
-    if (token_.exchange(1, std::memory_order_seq_cst) == 0 &&
-        sleeping_.load(std::memory_order_seq_cst)) {
+    if (gate_.Wake()) {
       uint64_t one = 1;
       ssize_t rc = write(wakefd_, &one, sizeof one);
       static_cast<void>(rc);  // EAGAIN: the counter is already non-zero, it will wake anyway
@@ -160,8 +156,7 @@ class EpollWorkerPoller final : public WorkerPoller {
   int epfd_ = -1;
   int wakefd_ = -1;
   bool have_pwait2_ = true;  // owned by the worker thread
-  std::atomic<uint32_t> token_{0};
-  std::atomic<bool> sleeping_{false};
+  WakeGate gate_;
   std::atomic<int64_t> nregistered_{0};  // sockets registered here (relaxed: a hint for Poll)
 };
 

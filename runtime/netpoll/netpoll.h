@@ -98,6 +98,33 @@ struct PollDesc {
   PollDesc* next_free = nullptr;  // in the cache; guarded by the cache's lock
 };
 
+// The handshake between a poller's Wait and Wake (netpoll.cc's essay): a token and a `sleeping`
+// flag, both seq_cst, so a wakeup is never lost and the eventfd is written only when needed.
+class WakeGate {
+ public:
+  // The sleeper, before it sleeps: false if a Wake came first (then do not sleep).
+  bool BeginSleep() {
+    sleeping_.store(true, std::memory_order_seq_cst);
+    if (token_.exchange(0, std::memory_order_seq_cst) == 0) return true;
+    sleeping_.store(false, std::memory_order_relaxed);
+    return false;
+  }
+  // The sleeper, once awake.
+  void EndSleep() {
+    sleeping_.store(false, std::memory_order_relaxed);
+    token_.exchange(0, std::memory_order_acquire);
+  }
+  // Any thread: true if the sleeper must be kicked (it sleeps, or is about to).
+  bool Wake() {
+    return token_.exchange(1, std::memory_order_seq_cst) == 0 &&
+           sleeping_.load(std::memory_order_seq_cst);
+  }
+
+ private:
+  std::atomic<uint32_t> token_{0};
+  std::atomic<bool> sleeping_{false};
+};
+
 // A worker's side of the poller. All calls but Wake() come from the owning worker's thread.
 class WorkerPoller {
  public:

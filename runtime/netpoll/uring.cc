@@ -191,9 +191,7 @@ class UringWorkerPoller final : public WorkerPoller {
   }
 
   void Wait(int64_t deadline_ns) override {
-    sleeping_.store(true, std::memory_order_seq_cst);
-    if (token_.exchange(0, std::memory_order_seq_cst) != 0) {
-      sleeping_.store(false, std::memory_order_relaxed);
+    if (!gate_.BeginSleep()) {
       Poll();
       return;
     }
@@ -207,8 +205,7 @@ class UringWorkerPoller final : public WorkerPoller {
     } else {
       io_uring_submit_and_wait(&ring_, 1);
     }
-    sleeping_.store(false, std::memory_order_relaxed);
-    token_.exchange(0, std::memory_order_acquire);
+    gate_.EndSleep();
     Reap();
   }
 
@@ -224,8 +221,7 @@ class UringWorkerPoller final : public WorkerPoller {
   }
 
   void Wake() override {
-    if (token_.exchange(1, std::memory_order_seq_cst) == 0 &&
-        sleeping_.load(std::memory_order_seq_cst)) {
+    if (gate_.Wake()) {
       uint64_t one = 1;
       ssize_t rc = write(wakefd_, &one, sizeof one);
       static_cast<void>(rc);
@@ -321,8 +317,7 @@ class UringWorkerPoller final : public WorkerPoller {
   bool started_ = false;
   bool stopping_ = false;
   int64_t inflight_ = 0;  // operations with a final completion to come; owned by the worker
-  std::atomic<uint32_t> token_{0};
-  std::atomic<bool> sleeping_{false};
+  WakeGate gate_;
   SpinLock remote_lock_;
   std::vector<uint64_t> remote_;  // cancellations asked by other threads; under remote_lock_
   std::atomic<bool> remote_pending_{false};
