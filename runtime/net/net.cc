@@ -422,11 +422,13 @@ std::pair<Conn, Error> Listener::Accept() const {
     socklen_t sl = sizeof ss;
     f->rmu.Lock();
     int fd = CurrentNetpoll()->Accept(f->pd, reinterpret_cast<sockaddr*>(&ss), &sl);
-    f->rmu.Unlock();
     if (fd == -EMFILE || fd == -ENFILE) {
       // Out of descriptors: turn the waiting connections away rather than leave them hanging,
-      // then back off (5 ms doubling to 1 s, as Go's http.Server) and try again.
+      // then back off (5 ms doubling to 1 s, as Go's http.Server) and try again. Under rmu, so
+      // no other Accept here re-arms the backend's accept meanwhile: with io_uring the listener
+      // is in blocking mode, and an accept4 that lost its connection to one would block.
       int turned = TurnAwayWaiting(f->pd->fd);
+      f->rmu.Unlock();
       ReleasePollDesc(f->pd);
       if (backoff_ms == 0) {
         Logf(LogLevel::kWarn,
@@ -437,6 +439,7 @@ std::pair<Conn, Error> Listener::Accept() const {
       greenline::Sleep(std::chrono::milliseconds(backoff_ms));
       continue;
     }
+    f->rmu.Unlock();
     ReleasePollDesc(f->pd);
     if (fd < 0) return {Conn(), OpError(-fd, "accept", *f)};
     if (backoff_ms != 0) {

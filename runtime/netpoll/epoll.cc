@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -109,8 +110,10 @@ class EpollWorkerPoller final : public WorkerPoller {
       }
       if (!have_pwait2_) {
         int ms = -1;
-        if (tsp != nullptr)
-          ms = static_cast<int>((ts.tv_sec * 1'000'000'000 + ts.tv_nsec + 999'999) / 1'000'000);
+        if (tsp != nullptr) {
+          int64_t wait_ms = (ts.tv_sec * 1'000'000'000 + ts.tv_nsec + 999'999) / 1'000'000;
+          ms = static_cast<int>(std::min<int64_t>(wait_ms, 24 * 3600 * 1000));  // fits an int
+        }
         n = epoll_wait(epfd_, events, kMaxEvents, ms);
       }
     }

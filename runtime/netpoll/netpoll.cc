@@ -59,6 +59,13 @@ namespace greenline::internal {
 namespace {
 
 Netpoll* g_netpoll = nullptr;  // set before workers start, cleared after they stop
+// Which Run() this is (0: none): a PollDesc opened by an earlier one is stale (its goroutines,
+// pollers and buffers are gone) and only its descriptor may still be closed.
+uint64_t g_run = 0;
+uint64_t g_runs = 0;
+
+// The backend that owns pd, or nullptr when pd comes from an earlier (or no) running runtime.
+Netpoll* NetpollOf(const PollDesc* pd) { return pd->run == g_run ? g_netpoll : nullptr; }
 std::string* g_reason = new std::string();
 
 // PollDesc::refs: the count of holders, and three flags (see the essay and OrphanPollDesc).
@@ -130,17 +137,19 @@ void DeadlineFired(Timer* t, int64_t now) {
   pd->lock.unlock();
   if (g != nullptr) Ready(g);
   if (expired) {
-    if (Netpoll* np = CurrentNetpoll()) np->Interrupt(pd, write);
+    if (Netpoll* np = NetpollOf(pd)) np->Interrupt(pd, write);
   }
 }
 
 }  // namespace
 
 Netpoll* CurrentNetpoll() { return g_netpoll; }
+
 const std::string& NetpollReason() { return *g_reason; }
 
 void SetCurrentNetpoll(Netpoll* np, std::string reason) {
   g_netpoll = np;
+  g_run = np != nullptr ? ++g_runs : 0;
   *g_reason = std::move(reason);
 }
 
@@ -172,11 +181,12 @@ std::unique_ptr<Netpoll> NewNetpoll(PollerKind kind, std::string* reason) {
   std::string why =
       err == 0 ? std::string("io_uring: this build has no liburing")
                : std::string("io_uring_setup failed: ") + std::strerror(err) + " (" +
-                     (err == 0        ? ""
-                      : err == EPERM  ? "EPERM: blocked by seccomp or kernel.io_uring_disabled"
-                      : err == ENOSYS ? "ENOSYS: no io_uring in this kernel or emulator"
-                      : err == EINVAL ? "EINVAL: an older kernel"
-                                      : "unexpected") +
+                     (err == 0         ? ""
+                      : err == EPERM   ? "EPERM: blocked by seccomp or kernel.io_uring_disabled"
+                      : err == ENOSYS  ? "ENOSYS: no io_uring in this kernel or emulator"
+                      : err == EINVAL  ? "EINVAL: an older kernel"
+                      : err == ENOTSUP ? "kernel older than 6.0: no multishot recv"
+                                       : "unexpected") +
                      ")";
   if (kind == PollerKind::kIoUring) {
     Fatalf("runtime: io_uring poller requested by %s, but %s", source.c_str(), why.c_str());
@@ -209,6 +219,7 @@ PollDesc* OpenPollDesc(int fd, int* error) {
   pd->accept_head = 0;
   pd->rop = pd->wop = nullptr;
   pd->home = nullptr;
+  pd->run = g_run;
   pd->lock.unlock();
   pd->refs.store(1, std::memory_order_release);
   int rc = np->Open(pd);
@@ -221,7 +232,25 @@ PollDesc* OpenPollDesc(int fd, int* error) {
   return pd;
 }
 
+namespace {
+// A stale PollDesc's last reference: what it still names of its runtime is gone (goroutines,
+// rings, buffers); only accepted descriptors nobody took are still ours to close.
+void DropStale(PollDesc* pd) {
+  pd->lock.lock();
+  pd->rg = pd->wg = nullptr;
+  pd->rop = pd->wop = nullptr;
+  pd->chunks.clear();
+  pd->chunk_head = 0;
+  for (size_t i = pd->accept_head; i < pd->accepted.size(); ++i) close(pd->accepted[i]);
+  pd->accepted.clear();
+  pd->accept_head = 0;
+  pd->home = pd->recv_home = pd->accept_home = nullptr;
+  pd->lock.unlock();
+}
+}  // namespace
+
 bool AcquirePollDesc(PollDesc* pd) {
+  if (NetpollOf(pd) == nullptr) return false;  // from an earlier runtime: only Close works
   uint64_t r = pd->refs.load(std::memory_order_relaxed);
   do {
     if (r & kClosingBit) return false;
@@ -237,7 +266,11 @@ void ReleasePollDesc(PollDesc* pd) {
   // The last reference: nothing can reach the descriptor through the API or the kernel now.
   StopTimer(&pd->rtimer);
   StopTimer(&pd->wtimer);
-  if (Netpoll* np = CurrentNetpoll()) np->Deregister(pd);
+  if (Netpoll* np = NetpollOf(pd)) {
+    np->Deregister(pd);
+  } else {
+    DropStale(pd);
+  }
   int fd = pd->fd;
   pd->lock.lock();
   pd->fd = -1;
@@ -262,7 +295,7 @@ bool ClosePollDesc(PollDesc* pd) {
   pd->lock.unlock();
   // A handle that outlives its runtime (closed after Run returned) may still name goroutines the
   // runtime discarded: nothing to wake then, and nothing in the kernel.
-  Netpoll* np = CurrentNetpoll();
+  Netpoll* np = NetpollOf(pd);
   if (np == nullptr) return true;
   if (rg != nullptr) Ready(rg);
   if (wg != nullptr) Ready(wg);
@@ -301,7 +334,7 @@ void SetPollDeadline(PollDesc* pd, int64_t when, char mode) {
     if (g != nullptr) Ready(g);
   }
   if (when > 0 && when <= now) {
-    if (Netpoll* np = CurrentNetpoll()) {
+    if (Netpoll* np = NetpollOf(pd)) {
       if (mode != 'w') np->Interrupt(pd, false);
       if (mode != 'r') np->Interrupt(pd, true);
     }

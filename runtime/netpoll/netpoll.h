@@ -55,6 +55,7 @@ struct PollDesc {
   // this PollDesc is recognised and dropped (Go's fdseq in the tagged pointer).
   uint16_t seq = 0;
   WorkerPoller* home = nullptr;  // the worker poller it is registered with (epoll), or nullptr
+  uint64_t run = 0;  // the Run() that opened it (netpoll.cc: a later one treats it as stale)
 
   // References: the high bit says "closing", the rest counts holders (API calls in progress and,
   // with io_uring, operations in the kernel). The last Release after Close destroys it: closes the

@@ -43,17 +43,21 @@
 
 #if GREENLINE_HAVE_URING
 #include <liburing.h>
+#include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <mutex>
 #include <vector>
 
 #include "runtime/base/fatal.h"
+#include "runtime/base/log.h"
 #include "runtime/base/spinlock.h"
 #include "runtime/sched/internal/sched.h"
 #include "runtime/sched/park.h"
@@ -137,7 +141,14 @@ class UringWorkerPoller final : public WorkerPoller {
     wakefd_ = eventfd(0, EFD_CLOEXEC);
     if (wakefd_ < 0) Fatalf("runtime: eventfd: %s", std::strerror(errno));
   }
-  ~UringWorkerPoller() override { close(wakefd_); }
+  // Buffers are unmapped here, not in Stop(): workers stop one by one, and a goroutine still
+  // running on another worker (or a blocking-pool job closing a socket) may copy out of or
+  // recycle into this ring's buffers until every worker and the pool have stopped.
+  ~UringWorkerPoller() override {
+    close(wakefd_);
+    if (br_ != nullptr) munmap(br_, sizeof(io_uring_buf) * kBufCount);
+    if (buffers_ != nullptr) munmap(buffers_, size_t{kBufCount} * kBufSize);
+  }
 
   void Start() override {
     int rc = SetupRing(&ring_, nullptr);
@@ -184,9 +195,12 @@ class UringWorkerPoller final : public WorkerPoller {
       io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
       Reap();
     }
+    if (inflight_ > 0) {
+      Logf(LogLevel::kWarn,
+           "runtime: io_uring: %lld operations still in flight after 2 s at shutdown",
+           static_cast<long long>(inflight_));
+    }
     io_uring_queue_exit(&ring_);
-    munmap(br_, sizeof(io_uring_buf) * kBufCount);
-    munmap(buffers_, size_t{kBufCount} * kBufSize);
     started_ = false;
   }
 
@@ -501,7 +515,7 @@ class UringNetpoll final : public Netpoll {
         pd->lock.unlock();
         ssize_t n = OneShot(
             pd, false, [&](io_uring_sqe* sqe) { io_uring_prep_recv(sqe, pd->fd, buf, len, 0); });
-        if (n == -ECANCELED) continue;  // re-check closing / deadline
+        if (n == -ECANCELED || n == -EINTR) continue;  // re-check closing / deadline
         return n;
       }
       if (!pd->recv_armed) {
@@ -557,7 +571,8 @@ class UringNetpoll final : public Netpoll {
       }
       if (pd->accept_error != 0) {
         int e = pd->accept_error;
-        pd->accept_error = 0;  // reported once; the next Accept re-arms
+        pd->accept_error = 0;                             // reported once; the next Accept re-arms
+        if (e == -ECONNABORTED || e == -EINTR) continue;  // a connection that died waiting: next
         pd->lock.unlock();
         return e;
       }
@@ -576,12 +591,22 @@ class UringNetpoll final : public Netpoll {
   }
 
   int Connect(PollDesc* pd, const sockaddr* addr, socklen_t addrlen) override {
-    for (;;) {
-      ssize_t rc = OneShot(
-          pd, true, [&](io_uring_sqe* sqe) { io_uring_prep_connect(sqe, pd->fd, addr, addrlen); });
-      if (rc == -ECANCELED || rc == -EINTR) continue;
-      return static_cast<int>(rc);
+    ssize_t rc = OneShot(
+        pd, true, [&](io_uring_sqe* sqe) { io_uring_prep_connect(sqe, pd->fd, addr, addrlen); });
+    // Cancelled for no reason of ours (a stale cancel) or interrupted: the connect may still be
+    // under way, and issuing it again would fail with EALREADY. Wait for the socket to become
+    // writable and take the outcome from SO_ERROR, as a non-blocking connect does.
+    while (rc == -ECANCELED || rc == -EINTR) {
+      rc = OneShot(pd, true,
+                   [&](io_uring_sqe* sqe) { io_uring_prep_poll_add(sqe, pd->fd, POLLOUT); });
+      if (rc >= 0) {
+        int soerr = 0;
+        socklen_t n = sizeof soerr;
+        if (getsockopt(pd->fd, SOL_SOCKET, SO_ERROR, &soerr, &n) != 0) return -errno;
+        return -soerr;
+      }
     }
+    return static_cast<int>(rc);
   }
 
  private:
@@ -646,6 +671,13 @@ class UringNetpoll final : public Netpoll {
 }  // namespace
 
 std::unique_ptr<Netpoll> NewUringNetpoll(int* error) {
+  // Multishot recv needs 6.0, and no probe opcode says so: go by the kernel's version.
+  utsname u{};
+  int major = 0, minor = 0;
+  if (uname(&u) == 0 && std::sscanf(u.release, "%d.%d", &major, &minor) == 2 && major < 6) {
+    *error = ENOTSUP;
+    return nullptr;
+  }
   // Probe: a ring with the flags the workers will use, and a provided-buffer ring on it (5.19+).
   io_uring ring{};
   int rc = SetupRing(&ring, nullptr);

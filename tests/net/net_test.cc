@@ -607,6 +607,31 @@ TEST_P(NetTest, AConnOutlivingItsRuntimeClosesCleanly) {
   EXPECT_EQ(fcntl(server_fd, F_GETFD), -1) << "the descriptor with a receive armed is closed";
 }
 
+// A handle kept from one Run() into the next names goroutines, rings and buffers of a runtime
+// that is gone: the next runtime treats it as closed (no call reaches the old state) and closing
+// it still releases its descriptor.
+TEST_P(NetTest, AConnFromAnEarlierRuntimeIsClosedInTheNextOne) {
+  Conn kept_server;
+  RunNet(2, [&] {
+    ConnPair p = MakeConnPair();
+    ASSERT_TRUE(p.client.valid());
+    EXPECT_FALSE(p.client.Write("x").err);
+    char b;
+    EXPECT_EQ(p.server.Read(&b, 1).n, 1u);  // io_uring: a receive armed on a ring that will go
+    kept_server = p.server;
+    p.client.Close();
+  });
+  int fd = kept_server.Fd();
+  RunNet(2, [&] {
+    char b;
+    IoResult r = kept_server.Read(&b, 1);
+    EXPECT_TRUE(r.err.closed()) << r.err.String();
+    EXPECT_TRUE(kept_server.Write("y").err.closed());
+    EXPECT_FALSE(kept_server.Close());
+    EXPECT_EQ(fcntl(fd, F_GETFD), -1) << "the descriptor is closed";
+  });
+}
+
 // A reader that stops reading must not have its socket drained into the runtime's buffers: the
 // data stays in the kernel's receive queue (TCP flow control then pushes back on the sender).
 TEST_P(NetTest, AConnectionThatStopsReadingLeavesItsDataInTheKernel) {
