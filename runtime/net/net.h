@@ -24,7 +24,8 @@
 //     the same time (one reader and one writer at once, as in Go; concurrent readers are allowed
 //     and served one after the other). Close() from any goroutine wakes a blocked Read, Write or
 //     Accept with a closed() error. The socket is closed when Close() is called, or when the last
-//     handle goes away.
+//     handle goes away. A handle kept past the Run() that opened it is closed for the runtimes
+//     that follow: every call but Close fails with closed().
 //   - Errors are values (`if (err)` means Go's `err != nil`): EOF, "use of closed network
 //     connection", timeout (a deadline passed), connection reset, refused, and other errnos are
 //     told apart by the predicates below. String() prints them as Go does:
