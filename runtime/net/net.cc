@@ -243,6 +243,14 @@ int TurnAwayWaiting(int lfd) {
   return n;
 }
 
+// Close for both handle kinds: wakes blocked calls; the descriptor closes with the last reference.
+Error CloseNetFd(const std::shared_ptr<NetFd>& fd, const char* invalid) {
+  if (!fd) return Invalid("close", invalid);
+  if (!ClosePollDesc(fd->pd)) return Closed("close", *fd);
+  ReleasePollDesc(fd->pd);  // the owner's reference
+  return Error();
+}
+
 template <class Fn>
 auto WithRef(NetFd* f, Fn fn) -> decltype(fn()) {
   if (!AcquirePollDesc(f->pd)) return static_cast<decltype(fn())>(kErrClosing);
@@ -371,12 +379,7 @@ IoResult Conn::Write(const void* buf, size_t len) const {
   return {written, OpError(-rc, "write", *f)};
 }
 
-Error Conn::Close() const {
-  if (!fd_) return Invalid("close", "invalid connection");
-  if (!ClosePollDesc(fd_->pd)) return Closed("close", *fd_);
-  ReleasePollDesc(fd_->pd);  // the owner's reference: the descriptor closes with the last one
-  return Error();
-}
+Error Conn::Close() const { return CloseNetFd(fd_, "invalid connection"); }
 
 namespace {
 Error Shutdown(const std::shared_ptr<NetFd>& fd, int how, std::string_view op) {
@@ -460,12 +463,7 @@ std::pair<Conn, Error> Listener::Accept() const {
   }
 }
 
-Error Listener::Close() const {
-  if (!fd_) return Invalid("close", "invalid listener");
-  if (!ClosePollDesc(fd_->pd)) return Closed("close", *fd_);
-  ReleasePollDesc(fd_->pd);
-  return Error();
-}
+Error Listener::Close() const { return CloseNetFd(fd_, "invalid listener"); }
 
 Addr Listener::LocalAddr() const { return fd_ ? fd_->local : Addr(); }
 int Listener::Fd() const { return fd_ ? fd_->pd->fd : -1; }

@@ -87,7 +87,6 @@ struct UringOp {
   G* g = nullptr;
   WorkerPoller* ring = nullptr;  // where it was queued
   int32_t res = 0;
-  bool done = false;
 };
 
 namespace {
@@ -373,7 +372,6 @@ bool UringWorkerPoller::Reap() {
         auto* op = static_cast<UringOp*>(p);
         --inflight_;
         op->res = cqe->res;
-        op->done = true;
         G* g = op->g;  // the goroutine parked before its SQE could even be submitted
         Ready(g);
         readied = true;
@@ -518,16 +516,7 @@ class UringNetpoll final : public Netpoll {
         if (n == -ECANCELED || n == -EINTR) continue;  // re-check closing / deadline
         return n;
       }
-      if (!pd->recv_armed) {
-        if (!AcquirePollDesc(pd)) {  // closing
-          pd->lock.unlock();
-          return -kErrClosing;
-        }
-        UringWorkerPoller* ring = CurrentRing();
-        pd->recv_armed = true;
-        pd->recv_home = ring;
-        ring->ArmRecv(pd);
-      }
+      if (!ArmOnce(pd, /*accept=*/false)) return -kErrClosing;
       ParkOnPollDesc(pd, false);  // releases the lock; chunks, EOF, errors, Close, deadlines
     }
   }
@@ -576,16 +565,7 @@ class UringNetpoll final : public Netpoll {
         pd->lock.unlock();
         return e;
       }
-      if (!pd->accept_armed) {
-        if (!AcquirePollDesc(pd)) {
-          pd->lock.unlock();
-          return -kErrClosing;
-        }
-        UringWorkerPoller* ring = CurrentRing();
-        pd->accept_armed = true;
-        pd->accept_home = ring;
-        ring->ArmAccept(pd);
-      }
+      if (!ArmOnce(pd, /*accept=*/true)) return -kErrClosing;
       ParkOnPollDesc(pd, false);
     }
   }
@@ -610,6 +590,28 @@ class UringNetpoll final : public Netpoll {
   }
 
  private:
+  // With pd->lock held: arms pd's multishot recv (or accept) on the calling worker's ring unless
+  // one is armed already; the armed operation holds a reference. False once Close has begun (the
+  // lock is then released).
+  static bool ArmOnce(PollDesc* pd, bool accept) {
+    bool& armed = accept ? pd->accept_armed : pd->recv_armed;
+    if (armed) return true;
+    if (!AcquirePollDesc(pd)) {
+      pd->lock.unlock();
+      return false;
+    }
+    UringWorkerPoller* ring = CurrentRing();
+    armed = true;
+    if (accept) {
+      pd->accept_home = ring;
+      ring->ArmAccept(pd);
+    } else {
+      pd->recv_home = ring;
+      ring->ArmRecv(pd);
+    }
+    return true;
+  }
+
   // Copies buffered chunks out (pd->lock held; releases it), recycling emptied buffers, and
   // re-arms a recv that backpressure stopped once the backlog is consumed.
   ssize_t CopyOut(PollDesc* pd, char* buf, size_t len) {
