@@ -4,7 +4,8 @@
 #   deploy/install-deps.sh [build|test|ci]
 #
 #   build  compilers, CMake, Ninja and the libraries the server links (the default)
-#   test   build + GoogleTest, Google Benchmark, clang (TSan) and Go 1.23 for the Go peers
+#   test   build + GoogleTest, Google Benchmark, clang 14 with its sanitizer runtimes (TSan, and
+#          libFuzzer for tests/fuzz/: libclang-rt-14-dev) and Go 1.23 for the Go peers
 #   ci     test + the aarch64 cross toolchain and qemu-user-static for the arm64 test stage
 #
 # Idempotent and quiet: when every package of the chosen set is installed it prints nothing and
