@@ -18,7 +18,7 @@ set_name=${1:-build}
 build_pkgs=(g++ cmake ninja-build pkg-config git ca-certificates liburing-dev libasio-dev
   libspdlog-dev libfmt-dev libcli11-dev nlohmann-json3-dev)
 test_pkgs=(libgtest-dev libgmock-dev googletest libbenchmark-dev clang libclang-rt-14-dev
-  golang-1.23-go procps iproute2)
+  golang-1.23-go procps iproute2 netcat-openbsd)
 ci_pkgs=(g++-aarch64-linux-gnu qemu-user-static)
 
 case "$set_name" in

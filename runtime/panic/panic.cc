@@ -203,6 +203,18 @@ __attribute__((noinline)) PanicValue Recover() {
   return p->value;
 }
 
+std::string PanicStack() {
+  internal::ActivePanic* p = *internal::Slot();
+  if (p == nullptr || p->goexit) return {};
+  try {
+    std::rethrow_exception(p->exc);
+  } catch (const internal::PanicException& pe) {
+    return FormatBacktrace(pe.pcs, pe.npcs);
+  } catch (...) {
+  }
+  return {};
+}
+
 void Goexit() { throw internal::GoexitSignal{}; }
 
 }  // namespace greenline

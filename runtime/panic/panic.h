@@ -220,6 +220,13 @@ template <class T>
 // that panic), or empty. See the overview.
 PanicValue Recover();
 
+// Go's debug.Stack() in a deferred call that recovers: the backtrace of where the panic now
+// unwinding the caller's frame was raised, one "\t#N 0xPC function+off (binary)" line per frame
+// (base/backtrace.h's FormatBacktrace). Deferred calls run after C++ has unwound the stack, so this
+// is the stack Panic() saw, not the current one. For a C++ exception thrown by other code (no
+// Panic() call captured its stack) and outside a panic: an empty string.
+std::string PanicStack();
+
 // runtime.Goexit(): runs the goroutine's deferred calls and ends it. Never returns.
 [[noreturn]] void Goexit();
 

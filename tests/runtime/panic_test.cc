@@ -135,6 +135,31 @@ TEST(PanicTest, RecoverReturnsNothingOutsideAPanicAndInNestedCalls) {
   EXPECT_TRUE(outer);
 }
 
+__attribute__((noinline)) void PanicFromANamedFunction() { Panic("deep"); }
+
+TEST(PanicTest, PanicStackIsWherePanicWasCalledAndOnlyDuringAPanic) {
+  EXPECT_EQ(PanicStack(), "");  // no panic
+  std::string during, normal, foreign;
+  Frame([&](Defer& defer) { defer([&] { normal = PanicStack(); }); });
+  Frame([&](Defer& defer) {
+    defer([&] {
+      Recover();
+      during = PanicStack();  // still the panic's stack after Recover, as debug.Stack() is
+    });
+    PanicFromANamedFunction();
+  });
+  Frame([&](Defer& defer) {
+    defer([&] {
+      Recover();
+      foreign = PanicStack();
+    });
+    throw std::runtime_error("not raised by Panic");
+  });
+  EXPECT_EQ(normal, "");
+  EXPECT_NE(during.find("PanicFromANamedFunction"), std::string::npos) << during;
+  EXPECT_EQ(foreign, "");
+}
+
 TEST(PanicTest, APanicWithValueZeroIsNotNoPanic) {
   PanicValue got;
   int r = Frame([&](Defer& defer) {

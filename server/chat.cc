@@ -1,0 +1,572 @@
+#include "server/chat.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <cstring>
+#include <utility>
+
+#include "protocol/chat.h"
+#include "protocol/line.h"
+#include "protocol/sanitize.h"
+#include "protocol/telnet.h"
+#include "runtime/chan/timer_chan.h"
+#include "runtime/panic/panic.h"
+#include "runtime/sched/goroutine.h"
+#include "server/session.h"
+
+namespace greenline::server {
+
+namespace proto = greenline::protocol;
+using Clock = std::chrono::steady_clock;
+
+// ---- OutMessage, Outbox ----------------------------------------------------------------------
+
+OutMessage* OutMessage::Make(std::string text, int32_t refs) {
+  auto* m = new OutMessage;
+  m->refs.store(refs, std::memory_order_relaxed);
+  m->text = std::move(text);
+  return m;
+}
+
+Outbox::Outbox(size_t limit) : limit_(limit), kick_(MakeChan<bool>(1)) {}
+
+Outbox::~Outbox() {
+  for (OutMessage* m : queue_) m->Unref();
+}
+
+Outbox::Push Outbox::Put(OutMessage* m) {
+  size_t size = m->text.size();
+  mu_.lock();
+  if (closed_ || overflow_) {
+    mu_.unlock();
+    m->Unref();
+    return Push::kDropped;
+  }
+  if (bytes_ + size > limit_) {
+    overflow_ = true;
+    mu_.unlock();
+    m->Unref();
+    Kick();
+    return Push::kOverflow;
+  }
+  queue_.push_back(m);
+  bytes_ += size;
+  mu_.unlock();
+  Kick();
+  return Push::kQueued;
+}
+
+void Outbox::Kick() {
+  // One pending kick is enough: the writer takes everything queued when it wakes.
+  if (!kicked_.exchange(true, std::memory_order_seq_cst)) kick_.TrySend(true);
+}
+
+bool Outbox::Take(std::vector<OutMessage*>* batch) {
+  for (;;) {
+    // Cleared before looking: a push after the look kicks again, so no wake-up is lost.
+    kicked_.store(false, std::memory_order_seq_cst);
+    mu_.lock();
+    if (!queue_.empty() && !overflow_) {
+      batch->insert(batch->end(), queue_.begin(), queue_.end());
+      queue_.clear();
+      mu_.unlock();
+      return true;
+    }
+    bool done = closed_ || overflow_;
+    mu_.unlock();
+    if (done) return false;
+    kick_.Recv();
+  }
+}
+
+void Outbox::Written(size_t bytes) {
+  mu_.lock();
+  bytes_ -= std::min(bytes, bytes_);
+  mu_.unlock();
+}
+
+void Outbox::Close() {
+  mu_.lock();
+  closed_ = true;
+  mu_.unlock();
+  Kick();
+}
+
+bool Outbox::overflowed() const {
+  mu_.lock();
+  bool o = overflow_;
+  mu_.unlock();
+  return o;
+}
+
+// ---- ChatClient ------------------------------------------------------------------------------
+
+// One connection's state. Its handler goroutine owns everything but `outbox` (any goroutine pushes)
+// and `nick`/`room` (written by the handler under the hub's mutex, read by others under it).
+class ChatClient final : public ConnSession {
+ public:
+  ChatClient(Server& server, net::Conn conn)
+      : ConnSession(server, std::move(conn), Service::kChat),
+        outbox(server.config().out_queue),
+        writer_done(MakeChan<bool>()) {}
+
+  // Queues a line for this client alone.
+  void Send(std::string text) { Deliver(OutMessage::Make(std::move(text), 1)); }
+  // Queues a message (one of its references) and cuts this client off if its queue overflows.
+  void Deliver(OutMessage* m) {
+    if (outbox.Put(m) == Outbox::Push::kOverflow) CutOff(DisconnectReason::kTooSlow);
+  }
+
+  // Ends the connection from another goroutine (too slow; a write failed): the writer is woken by
+  // a past write deadline, the handler by a past read deadline, and the handler reports `why`.
+  void CutOff(DisconnectReason why) {
+    int expected = -1;
+    cut_reason.compare_exchange_strong(expected, static_cast<int>(why));
+    auto now = Clock::now();
+    conn_.SetWriteDeadline(now);
+    conn_.SetReadDeadline(now);
+  }
+  std::optional<DisconnectReason> cut() const {
+    int r = cut_reason.load(std::memory_order_acquire);
+    if (r < 0) return std::nullopt;
+    return static_cast<DisconnectReason>(r);
+  }
+
+  void WriterLoop();
+
+  const net::Conn& conn() const { return conn_; }
+
+  Outbox outbox;
+  Chan<bool> writer_done;  // closed when the writer goroutine ends
+  std::atomic<int> cut_reason{-1};
+  std::string nick;          // under the hub's mutex
+  ChatRoom* room = nullptr;  // under the hub's mutex
+
+ protected:
+  void OnStop() override { Send(std::string(proto::kShutdownLine)); }
+};
+
+void ChatClient::WriterLoop() {
+  Frame([&](Defer& defer) {
+    defer([&] {
+      if (PanicValue v = Recover()) {
+        LogPanic(v);
+        CutOff(DisconnectReason::kPanic);
+      }
+      writer_done.Close();
+    });
+    std::vector<OutMessage*> batch;
+    std::string buf;
+    Metrics& m = server().metrics();
+    while (outbox.Take(&batch)) {
+      buf.clear();
+      for (OutMessage* msg : batch) {
+        buf += msg->text;
+        msg->Unref();
+      }
+      // Lines, not messages: /help is one message of many lines.
+      uint64_t lines = static_cast<uint64_t>(std::count(buf.begin(), buf.end(), '\n'));
+      batch.clear();
+      auto r = conn_.Write(buf);
+      outbox.Written(buf.size());
+      if (r.n > 0) {
+        m.bytes_sent_total[Service::kChat].Add(r.n);
+        if (!r.err) m.lines_sent_total[Service::kChat].Add(lines);
+      }
+      if (r.err) {
+        if (!outbox.overflowed()) CutOff(DisconnectReason::kError);
+        break;
+      }
+    }
+    if (outbox.overflowed()) {
+      // Best effort: the socket is most likely full, which is why we are here.
+      conn_.SetWriteDeadline(Clock::now() + std::chrono::milliseconds(100));
+      conn_.Write(proto::kTooSlowLine);
+    }
+  });
+}
+
+// ---- ChatHub ---------------------------------------------------------------------------------
+
+ChatHub::ChatHub(Server& server) : server_(server) {
+  rooms_.emplace(std::string(proto::kLobby),
+                 std::make_unique<ChatRoom>(std::string(proto::kLobby)));
+  server_.metrics().chat_rooms.Set(1);
+}
+
+ChatHub::~ChatHub() = default;
+
+std::string ChatHub::Key(std::string_view nick) { return proto::NameKey(nick); }
+
+ChatRoom* ChatHub::RoomLocked(std::string_view name) {
+  auto it = rooms_.find(std::string(name));
+  if (it == rooms_.end()) {
+    it = rooms_.emplace(std::string(name), std::make_unique<ChatRoom>(std::string(name))).first;
+    server_.metrics().chat_rooms.Set(static_cast<int64_t>(rooms_.size()));
+  }
+  return it->second.get();
+}
+
+void ChatHub::BroadcastLocked(ChatRoom* room, std::string text, const ChatClient* except) {
+  size_t n = room->members.size() - (except != nullptr ? 1 : 0);
+  if (n == 0) return;
+  OutMessage* msg = OutMessage::Make(std::move(text), static_cast<int32_t>(n));
+  for (ChatClient* c : room->members) {
+    if (c != except) c->Deliver(msg);
+  }
+}
+
+void ChatHub::MoveLocked(ChatClient* c, ChatRoom* to, std::string_view reason, bool quiet) {
+  if (ChatRoom* from = c->room) {
+    from->mu.Lock();
+    auto& v = from->members;
+    v.erase(std::find(v.begin(), v.end(), c));
+    if (!quiet) BroadcastLocked(from, proto::LeftLine(c->nick, from->name, reason), nullptr);
+    bool empty = v.empty();
+    from->mu.Unlock();
+    c->room = nullptr;
+    if (empty && from->name != proto::kLobby) {
+      rooms_.erase(from->name);
+      server_.metrics().chat_rooms.Set(static_cast<int64_t>(rooms_.size()));
+    }
+  }
+  if (to != nullptr) {
+    to->mu.Lock();
+    to->members.push_back(c);
+    c->room = to;
+    // The joiner sees it too: confirmation that the /join worked.
+    if (!quiet) BroadcastLocked(to, proto::JoinedLine(c->nick, to->name), nullptr);
+    to->mu.Unlock();
+  }
+}
+
+void ChatHub::Enter(ChatClient* c) {
+  mu_.Lock();
+  for (;;) {
+    std::string nick = proto::GuestNick(next_guest_++);
+    if (nicks_.emplace(Key(nick), c).second) {
+      c->nick = std::move(nick);
+      break;
+    }
+  }
+  c->Send(proto::WelcomeLine(c->nick, proto::kLobby));
+  MoveLocked(c, RoomLocked(proto::kLobby), {}, false);
+  mu_.Unlock();
+}
+
+void ChatHub::Exit(ChatClient* c, std::string_view reason, bool quiet) {
+  mu_.Lock();
+  if (!c->nick.empty()) nicks_.erase(Key(c->nick));
+  MoveLocked(c, nullptr, reason, quiet);
+  mu_.Unlock();
+}
+
+void ChatHub::Say(ChatClient* c, std::string_view text) {
+  // c->room changes only on c's own goroutine (this one): no hub lock needed to read it, and the
+  // room cannot go away while c is in it.
+  ChatRoom* room = c->room;
+  room->mu.Lock();
+  BroadcastLocked(room, proto::SayLine(room->name, c->nick, text), c);
+  room->mu.Unlock();
+}
+
+void ChatHub::Me(ChatClient* c, std::string_view text) {
+  ChatRoom* room = c->room;
+  room->mu.Lock();
+  BroadcastLocked(room, proto::ActionLine(room->name, c->nick, text), c);
+  room->mu.Unlock();
+}
+
+void ChatHub::Nick(ChatClient* c, std::string_view nick) {
+  mu_.Lock();
+  std::string key = Key(nick);
+  auto it = nicks_.find(key);
+  if (it != nicks_.end() && it->second != c) {
+    mu_.Unlock();
+    c->Send(proto::NickTakenLine(nick));
+    return;
+  }
+  if (nick == c->nick) {
+    mu_.Unlock();
+    return;
+  }
+  nicks_.erase(Key(c->nick));
+  nicks_.emplace(key, c);
+  std::string old = std::exchange(c->nick, std::string(nick));
+  ChatRoom* room = c->room;
+  room->mu.Lock();
+  BroadcastLocked(room, proto::NickLine(old, c->nick), nullptr);
+  room->mu.Unlock();
+  mu_.Unlock();
+}
+
+void ChatHub::Join(ChatClient* c, std::string_view room) {
+  mu_.Lock();
+  if (c->room->name == room) {
+    mu_.Unlock();
+    c->Send(proto::AlreadyInLine(room));
+    return;
+  }
+  MoveLocked(c, RoomLocked(room), {}, false);
+  mu_.Unlock();
+}
+
+void ChatHub::PrivateMessage(ChatClient* c, std::string_view to, std::string_view text) {
+  mu_.Lock();
+  auto it = nicks_.find(Key(to));
+  if (it == nicks_.end()) {
+    mu_.Unlock();
+    c->Send(proto::NoSuchUserLine(to));
+    return;
+  }
+  // Delivered under the hub's mutex: the target cannot leave (and be destroyed) meanwhile.
+  it->second->Send(proto::PrivateLine(c->nick, text));
+  mu_.Unlock();
+}
+
+void ChatHub::Who(ChatClient* c) {
+  std::vector<std::string_view> names;
+  mu_.Lock();
+  ChatRoom* room = c->room;
+  room->mu.Lock();
+  names.reserve(room->members.size());
+  for (ChatClient* m : room->members) names.push_back(m->nick);
+  std::sort(names.begin(), names.end());
+  // Formatted under the locks: the views point at nicks that may change once they are released.
+  std::string line = proto::WhoLine(room->name, names);
+  room->mu.Unlock();
+  mu_.Unlock();
+  c->Send(std::move(line));
+}
+
+void ChatHub::Rooms(ChatClient* c) {
+  std::vector<proto::RoomCount> list;
+  mu_.Lock();
+  for (auto& [name, room] : rooms_) {
+    room->mu.Lock();
+    list.push_back({name, room->members.size()});
+    room->mu.Unlock();
+  }
+  std::string line = proto::RoomsLine(list);  // the names live in rooms_: format under mu_
+  mu_.Unlock();
+  c->Send(std::move(line));
+}
+
+size_t ChatHub::RoomCount() {
+  mu_.Lock();
+  size_t n = rooms_.size();
+  mu_.Unlock();
+  return n;
+}
+
+// ---- the handler -----------------------------------------------------------------------------
+
+namespace {
+
+// Flood control: `rate` lines per second, bursts up to `burst`.
+class TokenBucket {
+ public:
+  TokenBucket(double rate, double burst) : rate_(rate), burst_(burst), tokens_(burst) {}
+  bool Take() {
+    if (rate_ <= 0) return true;
+    auto now = Clock::now();
+    double dt = std::chrono::duration<double>(now - last_).count();
+    last_ = now;
+    tokens_ = std::min(burst_, tokens_ + dt * rate_);
+    if (tokens_ < 1) return false;
+    tokens_ -= 1;
+    return true;
+  }
+
+ private:
+  double rate_, burst_, tokens_;
+  Clock::time_point last_ = Clock::now();
+};
+
+struct LineResult {
+  bool quit = false;
+  std::string quit_reason;
+};
+
+class ChatHandler {
+ public:
+  ChatHandler(ChatHub& hub, ChatClient& client)
+      : hub_(hub),
+        c_(client),
+        cfg_(client.server().config()),
+        bucket_(cfg_.chat_rate, cfg_.chat_burst) {}
+
+  // Reads and acts until the connection should end; says why.
+  DisconnectReason Run(std::string* quit_reason) {
+    proto::TelnetFilter telnet;
+    proto::LineFramer framer(cfg_.max_line);
+    IdleTimer idle(c_.server(), c_.conn(), /*both=*/false);
+    ConnCounters counters(c_.server().metrics(), Service::kChat);
+    char buf[4096];
+    std::string data, reply;
+    for (;;) {
+      idle.Touch();
+      if (c_.stopping()) return DisconnectReason::kShutdown;
+      if (auto why = c_.cut()) return *why;
+      auto [n, err] = c_.conn().Read(buf, sizeof buf);
+      if (n > 0) {
+        counters.Received(n);
+        data.clear();
+        reply.clear();
+        telnet.Feed(std::string_view(buf, n), &data, &reply);
+        if (!reply.empty()) c_.Send(std::move(reply));
+        size_t off = 0;
+        while (off < data.size()) {
+          std::span<char> space = framer.Space();
+          size_t k = std::min(space.size(), data.size() - off);
+          std::memcpy(space.data(), data.data() + off, k);
+          framer.Commit(k);
+          off += k;
+          proto::LineFramer::Line line;
+          proto::LineFramer::Status st;
+          uint64_t lines = 0;
+          while ((st = framer.Next(&line)) == proto::LineFramer::Status::kLine) {
+            ++lines;
+            if (OnLine(line.content, quit_reason)) {
+              counters.LinesReceived(lines);
+              return DisconnectReason::kQuit;
+            }
+          }
+          counters.LinesReceived(lines);
+          if (st == proto::LineFramer::Status::kTooLong) {
+            c_.Send(proto::LineTooLongLine(cfg_.max_line));
+            return DisconnectReason::kLineTooLong;
+          }
+        }
+      }
+      if (err) {
+        if (err.eof()) return DisconnectReason::kEof;
+        if (err.timeout()) {
+          if (c_.stopping()) return DisconnectReason::kShutdown;
+          if (auto why = c_.cut()) return *why;
+          return DisconnectReason::kIdleTimeout;
+        }
+        if (auto why = c_.cut()) return *why;
+        return DisconnectReason::kError;
+      }
+    }
+  }
+
+ private:
+  // True when the client quit.
+  bool OnLine(std::string_view raw, std::string* quit_reason) {
+    std::string text = proto::SanitizeText(raw);
+    proto::Command cmd = proto::ParseChatLine(text, cfg_.debug_commands);
+    if (cmd.kind == proto::Command::Kind::kNone) return false;  // an empty line
+    if (!bucket_.Take()) {
+      c_.server().metrics().rate_limited_total[Service::kChat].Inc();
+      // One notice per second at most: a flood must not turn into a flood of notices.
+      auto now = Clock::now();
+      if (now - last_limited_notice_ >= std::chrono::seconds(1)) {
+        last_limited_notice_ = now;
+        c_.Send(std::string(proto::kRateLimitedLine));
+      }
+      return false;
+    }
+    using K = proto::Command::Kind;
+    switch (cmd.kind) {
+      case K::kSay:
+        hub_.Say(&c_, cmd.text);
+        break;
+      case K::kMe:
+        hub_.Me(&c_, cmd.text);
+        break;
+      case K::kNick:
+        hub_.Nick(&c_, cmd.name);
+        break;
+      case K::kJoin:
+        hub_.Join(&c_, cmd.room);
+        break;
+      case K::kPart:
+        hub_.Join(&c_, proto::kLobby);
+        break;
+      case K::kMsg:
+        hub_.PrivateMessage(&c_, cmd.name, cmd.text);
+        break;
+      case K::kWho:
+        hub_.Who(&c_);
+        break;
+      case K::kRooms:
+        hub_.Rooms(&c_);
+        break;
+      case K::kHelp:
+        c_.Send(proto::HelpText(cfg_.debug_commands));
+        break;
+      case K::kQuit:
+        *quit_reason = std::string(cmd.text);
+        c_.Send(std::string(proto::kByeLine));
+        return true;
+      case K::kDebugPanic:
+        Panic("/debug panic from " + c_.peer());
+      case K::kDebugBlock:
+        c_.Send(fmt::format("* blocking this connection's handler for {:g} s\r\n", cmd.seconds));
+        After(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                  std::chrono::duration<double>(cmd.seconds)))
+            .Recv();
+        break;
+      case K::kInvalid:
+        c_.Send(proto::ErrorLine(cmd.error));
+        break;
+      case K::kNone:
+        break;
+    }
+    return false;
+  }
+
+  ChatHub& hub_;
+  ChatClient& c_;
+  const Config& cfg_;
+  TokenBucket bucket_;
+  Clock::time_point last_limited_notice_{};
+};
+
+}  // namespace
+
+void ServeChat(Server& server, net::Conn conn) {
+  ChatHub& hub = *server.chat_hub;
+  ChatClient client(server, conn);
+  DisconnectReason reason = DisconnectReason::kError;
+  std::string quit_reason;
+  bool entered = false, writer = false;
+  Frame([&](Defer& defer) {
+    defer([&] {
+      if (PanicValue v = Recover()) {
+        reason = DisconnectReason::kPanic;
+        client.LogPanic(v);
+        client.Send(std::string(proto::kInternalErrorLine));
+      }
+      if (entered) {
+        std::string why = reason == DisconnectReason::kQuit ? quit_reason : std::string();
+        hub.Exit(&client, why, reason == DisconnectReason::kShutdown);
+      }
+      // What is queued goes out (the goodbye, the shutdown notice, "! internal error") for up to
+      // two seconds; then the socket closes, which also ends a writer stuck on a full socket.
+      client.outbox.Close();
+      if (writer) {
+        Select(RecvCase(client.writer_done), RecvCase(After(std::chrono::seconds(2))));
+      }
+      conn.Close();
+      if (writer) client.writer_done.RecvOk();
+      client.Finish(reason);
+    });
+    if (!client.Start()) {
+      reason = DisconnectReason::kShutdown;
+      return;
+    }
+    writer = true;
+    Go([&client] { client.WriterLoop(); });
+    hub.Enter(&client);
+    entered = true;
+    reason = ChatHandler(hub, client).Run(&quit_reason);
+  });
+}
+
+}  // namespace greenline::server

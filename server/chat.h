@@ -1,0 +1,127 @@
+// The chat service: rooms, nicks, private messages, for humans on telnet and for load tests.
+//
+// Each connection is two goroutines: its handler reads, parses and acts (ServeChat), and a writer
+// drains the connection's bounded output queue (Outbox) to the socket. Delivering a message is
+// queueing it, never writing to someone else's socket, so a reader that falls behind never slows
+// the room: past --out-queue bytes it is cut off ("! too slow").
+//
+// State: the Hub's mutex guards nicks and room membership changes; each room's own mutex guards
+// its member list, so messages in different rooms fan out in parallel. Lock order: hub, then
+// room. A client's `room` and `nick` change only on its own handler goroutine, under the hub's
+// mutex (others read them under it).
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "runtime/base/spinlock.h"
+#include "runtime/chan/chan.h"
+#include "runtime/net/net.h"
+#include "runtime/sync/mutex.h"
+#include "server/server.h"
+
+namespace greenline::server {
+
+// One line on its way to one or more clients, shared by every queue it is in (a message to a room
+// of 1,000 is formatted and allocated once).
+struct OutMessage {
+  std::atomic<int32_t> refs;
+  std::string text;  // with its "\r\n"
+
+  static OutMessage* Make(std::string text, int32_t refs);
+  void Unref() {
+    if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
+};
+
+// A connection's output queue: any goroutine pushes, the connection's writer drains. Bytes count
+// from the push until the writer has written them, so a stalled socket holds at most `limit`.
+class Outbox {
+ public:
+  explicit Outbox(size_t limit);
+  ~Outbox();
+  Outbox(const Outbox&) = delete;
+  Outbox& operator=(const Outbox&) = delete;
+
+  enum class Push { kQueued, kOverflow, kDropped };
+  // Queues `m`, taking one of its references. kOverflow: this push went past the limit (once per
+  // outbox; the message is dropped and the caller cuts the reader off). kDropped: closed or
+  // overflowed before; the message is dropped. Dropped messages' references are released.
+  Push Put(OutMessage* m);
+  // Waits until there is something to write (appended to *batch, the caller Unrefs them and calls
+  // Written) or the outbox is closed and empty (false).
+  bool Take(std::vector<OutMessage*>* batch);
+  void Written(size_t bytes);
+  // No more pushes; the writer drains what is queued and then Take returns false.
+  void Close();
+  bool overflowed() const;
+
+ private:
+  void Kick();
+
+  const size_t limit_;
+  mutable SpinLock mu_;
+  std::vector<OutMessage*> queue_;  // under mu_
+  size_t bytes_ = 0;                // queued + being written; under mu_
+  bool closed_ = false;             // under mu_
+  bool overflow_ = false;           // under mu_
+  std::atomic<bool> kicked_{false};
+  Chan<bool> kick_;
+};
+
+class ChatClient;
+
+struct ChatRoom {
+  explicit ChatRoom(std::string n) : name(std::move(n)) {}
+  const std::string name;  // "#lobby"
+  Mutex mu;
+  std::vector<ChatClient*> members;  // under mu
+};
+
+class ChatHub {
+ public:
+  explicit ChatHub(Server& server);
+  ~ChatHub();
+
+  // A new client: a unique guest-N nick, into #lobby; sends the welcome, tells the lobby.
+  void Enter(ChatClient* c);
+  // The client leaves for good; its room hears "* nick left #room" (+ " (reason)" when given)
+  // unless `quiet` (shutdown: everyone is leaving).
+  void Exit(ChatClient* c, std::string_view reason, bool quiet);
+
+  void Say(ChatClient* c, std::string_view text);
+  void Me(ChatClient* c, std::string_view text);
+  void Nick(ChatClient* c, std::string_view nick);
+  void Join(ChatClient* c, std::string_view room);  // canonical "#name"
+  void PrivateMessage(ChatClient* c, std::string_view to, std::string_view text);
+  void Who(ChatClient* c);
+  void Rooms(ChatClient* c);
+
+  size_t RoomCount();
+
+ private:
+  static std::string Key(std::string_view nick);
+  // With mu_ held.
+  ChatRoom* RoomLocked(std::string_view name);
+  void MoveLocked(ChatClient* c, ChatRoom* to, std::string_view reason, bool quiet);
+  // Queues `text` to every member of `room` but `except`; with room->mu held.
+  void BroadcastLocked(ChatRoom* room, std::string text, const ChatClient* except);
+
+  Server& server_;
+  Mutex mu_;
+  uint64_t next_guest_ = 1;                                 // under mu_
+  std::unordered_map<std::string, ChatClient*> nicks_;      // lower-case nick -> client
+  std::map<std::string, std::unique_ptr<ChatRoom>> rooms_;  // sorted for /rooms
+};
+
+// Serves one chat connection (goroutine per connection; see the top of this file).
+void ServeChat(Server& server, net::Conn conn);
+
+}  // namespace greenline::server

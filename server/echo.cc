@@ -1,0 +1,92 @@
+#include "server/echo.h"
+
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <string>
+
+#include "protocol/chat.h"
+#include "protocol/line.h"
+#include "runtime/panic/panic.h"
+#include "runtime/sched/goroutine.h"
+#include "server/session.h"
+
+namespace greenline::server {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Reads, echoes, and says why it stopped.
+DisconnectReason EchoLoop(Server& server, const net::Conn& conn, ConnSession& session) {
+  const Config& cfg = server.config();
+  ConnCounters counters(server.metrics(), Service::kEcho);
+  protocol::LineFramer framer(cfg.max_line);
+  IdleTimer idle(server, conn);
+  std::string out;
+  for (;;) {
+    idle.Touch();
+    if (session.stopping()) return DisconnectReason::kShutdown;
+    std::span<char> space = framer.Space();
+    auto [n, err] = conn.Read(space.data(), space.size());
+    if (n > 0) {
+      framer.Commit(n);
+      counters.Received(n);
+      out.clear();
+      uint64_t lines = 0;
+      protocol::LineFramer::Line line;
+      protocol::LineFramer::Status st;
+      while ((st = framer.Next(&line)) == protocol::LineFramer::Status::kLine) {
+        out.append(line.content);
+        out.append(line.terminator);
+        ++lines;
+      }
+      counters.LinesReceived(lines);
+      if (!out.empty()) {
+        if (conn.Write(out).err) return DisconnectReason::kError;
+        counters.Sent(out.size(), lines);
+      }
+      if (st == protocol::LineFramer::Status::kTooLong) {
+        std::string msg = protocol::LineTooLongLine(cfg.max_line);
+        if (!conn.Write(msg).err) counters.Sent(msg.size(), 1);
+        return DisconnectReason::kLineTooLong;
+      }
+    }
+    if (err) {
+      if (err.eof()) {
+        // Half-close: an unterminated last line still comes back, then we close.
+        std::string_view rest = framer.Rest();
+        if (!rest.empty() && !conn.Write(rest).err) counters.Sent(rest.size(), 0);
+        return DisconnectReason::kEof;
+      }
+      if (err.timeout()) {
+        return session.stopping() ? DisconnectReason::kShutdown : DisconnectReason::kIdleTimeout;
+      }
+      return DisconnectReason::kError;
+    }
+  }
+}
+
+}  // namespace
+
+void ServeEcho(Server& server, net::Conn conn) {
+  ConnSession session(server, conn, Service::kEcho);
+  DisconnectReason reason = DisconnectReason::kError;
+  Frame([&](Defer& defer) {
+    defer([&] {
+      if (PanicValue v = Recover()) {
+        reason = DisconnectReason::kPanic;
+        session.LogPanic(v);
+      }
+      conn.Close();
+      session.Finish(reason);
+    });
+    if (!session.Start()) {
+      reason = DisconnectReason::kShutdown;
+      return;
+    }
+    reason = EchoLoop(server, conn, session);
+  });
+}
+
+}  // namespace greenline::server

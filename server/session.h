@@ -1,0 +1,90 @@
+// Per-connection bookkeeping both services share: registration for shutdown, metrics, the idle
+// deadline, and the report of a recovered panic.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+#include "runtime/net/net.h"
+#include "runtime/panic/panic.h"
+#include "server/metrics.h"
+#include "server/server.h"
+
+namespace greenline::server {
+
+// One connection's Session. Stop() marks it stopping and wakes its reader with a read deadline in
+// the past; a reader checks stopping() after moving its own deadline (IdleTimer::Touch), so a Stop
+// racing with that move is never lost.
+class ConnSession : public Session {
+ public:
+  ConnSession(Server& server, net::Conn conn, Service service);
+
+  // Counts the connection and registers it for shutdown; false when shutdown has begun (the
+  // caller closes without serving).
+  bool Start();
+  // Unregisters and counts the disconnect. The connection must be closed (or about to be).
+  void Finish(DisconnectReason reason);
+
+  void Stop() override;
+  bool stopping() const { return stopping_.load(std::memory_order_seq_cst); }
+
+  // At error level: service, goroutine id, peer, panic value, and where it was raised. Call from
+  // the deferred call that recovered it.
+  void LogPanic(const PanicValue& value);
+
+  const std::string& peer() const { return peer_; }
+  Server& server() const { return server_; }
+
+ protected:
+  // For subclasses that must do more on Stop (chat's goodbye notice); runs before the reader is
+  // woken.
+  virtual void OnStop() {}
+
+  Server& server_;
+  net::Conn conn_;
+  Service service_;
+
+ private:
+  std::string peer_;
+  std::atomic<bool> stopping_{false};
+  bool registered_ = false;
+};
+
+// Keeps a connection's deadline `idle_timeout` ahead of its last read. Moving a deadline costs a
+// timer update, so Touch() moves it only once 1/64 of the timeout has passed since the last move:
+// a client is closed after between 63/64 and 64/64 of the timeout of silence.
+class IdleTimer {
+ public:
+  // `both`: the write deadline moves too (echo: a client that never reads its replies is idle).
+  IdleTimer(const Server& server, net::Conn conn, bool both = true);
+  void Touch();
+
+ private:
+  net::Conn conn_;
+  std::chrono::nanoseconds timeout_;
+  std::chrono::nanoseconds slack_;
+  std::chrono::steady_clock::time_point last_{};
+  bool both_;
+};
+
+// A connection's traffic, counted in the shared metrics.
+class ConnCounters {
+ public:
+  ConnCounters(Metrics& m, Service s) : m_(m), s_(s) {}
+  void Received(size_t bytes) { m_.bytes_received_total[s_].Add(bytes); }
+  void LinesReceived(uint64_t n) {
+    if (n > 0) m_.lines_received_total[s_].Add(n);
+  }
+  void Sent(size_t bytes, uint64_t lines) {
+    m_.bytes_sent_total[s_].Add(bytes);
+    if (lines > 0) m_.lines_sent_total[s_].Add(lines);
+  }
+
+ private:
+  Metrics& m_;
+  Service s_;
+};
+
+}  // namespace greenline::server
