@@ -15,6 +15,7 @@
 #include "runtime/chan/timer_chan.h"
 #include "runtime/panic/panic.h"
 #include "runtime/sched/goroutine.h"
+#include "server/linger.h"
 #include "server/session.h"
 
 namespace greenline::server {
@@ -38,25 +39,23 @@ Outbox::~Outbox() {
 }
 
 Outbox::Push Outbox::Put(OutMessage* m) {
-  size_t size = m->text.size();
-  mu_.lock();
-  if (closed_ || overflow_) {
-    mu_.unlock();
-    m->Unref();
-    return Push::kDropped;
+  size_t cost = Cost(m);
+  Push result = Push::kQueued;
+  {
+    std::lock_guard<SpinLock> lock(mu_);
+    if (closed_ || overflow_) {
+      result = Push::kDropped;
+    } else if (bytes_ + cost > limit_) {
+      overflow_ = true;
+      result = Push::kOverflow;
+    } else {
+      queue_.push_back(m);  // may throw bad_alloc: the guard unlocks
+      bytes_ += cost;
+    }
   }
-  if (bytes_ + size > limit_) {
-    overflow_ = true;
-    mu_.unlock();
-    m->Unref();
-    Kick();
-    return Push::kOverflow;
-  }
-  queue_.push_back(m);
-  bytes_ += size;
-  mu_.unlock();
-  Kick();
-  return Push::kQueued;
+  if (result != Push::kQueued) m->Unref();
+  if (result != Push::kDropped) Kick();
+  return result;
 }
 
 void Outbox::Kick() {
@@ -68,38 +67,34 @@ bool Outbox::Take(std::vector<OutMessage*>* batch) {
   for (;;) {
     // Cleared before looking: a push after the look kicks again, so no wake-up is lost.
     kicked_.store(false, std::memory_order_seq_cst);
-    mu_.lock();
-    if (!queue_.empty() && !overflow_) {
-      batch->insert(batch->end(), queue_.begin(), queue_.end());
-      queue_.clear();
-      mu_.unlock();
-      return true;
+    {
+      std::lock_guard<SpinLock> lock(mu_);
+      if (!queue_.empty() && !overflow_) {
+        batch->swap(queue_);  // O(1) under the lock; the caller hands back an empty vector
+        return true;
+      }
+      if (closed_ || overflow_) return false;
     }
-    bool done = closed_ || overflow_;
-    mu_.unlock();
-    if (done) return false;
     kick_.Recv();
   }
 }
 
-void Outbox::Written(size_t bytes) {
-  mu_.lock();
-  bytes_ -= std::min(bytes, bytes_);
-  mu_.unlock();
+void Outbox::Written(size_t cost) {
+  std::lock_guard<SpinLock> lock(mu_);
+  bytes_ -= std::min(cost, bytes_);
 }
 
 void Outbox::Close() {
-  mu_.lock();
-  closed_ = true;
-  mu_.unlock();
+  {
+    std::lock_guard<SpinLock> lock(mu_);
+    closed_ = true;
+  }
   Kick();
 }
 
 bool Outbox::overflowed() const {
-  mu_.lock();
-  bool o = overflow_;
-  mu_.unlock();
-  return o;
+  std::lock_guard<SpinLock> lock(mu_);
+  return overflow_;
 }
 
 // ---- ChatClient ------------------------------------------------------------------------------
@@ -161,50 +156,80 @@ void ChatClient::WriterLoop() {
     std::vector<OutMessage*> batch;
     std::string buf;
     Metrics& m = server().metrics();
-    while (outbox.Take(&batch)) {
-      buf.clear();
-      for (OutMessage* msg : batch) {
-        buf += msg->text;
-        msg->Unref();
-      }
-      // Lines, not messages: /help is one message of many lines.
-      uint64_t lines = static_cast<uint64_t>(std::count(buf.begin(), buf.end(), '\n'));
-      batch.clear();
+    bool mid_line = false;  // a failed write may have sent part of a line
+    // Writes buf (at most about kChunk bytes: a lagging reader's 1 MiB backlog is not copied in
+    // one piece) and releases its share of the queue. False when the connection is done.
+    auto flush = [&](size_t cost) {
       auto r = conn_.Write(buf);
-      outbox.Written(buf.size());
+      outbox.Written(cost);
       if (r.n > 0) {
         m.bytes_sent_total[Service::kChat].Add(r.n);
-        if (!r.err) m.lines_sent_total[Service::kChat].Add(lines);
+        // Lines, not messages: /help is one message of many lines.
+        m.lines_sent_total[Service::kChat].Add(
+            static_cast<uint64_t>(std::count(buf.begin(), buf.begin() + r.n, '\n')));
       }
-      if (r.err) {
-        if (!outbox.overflowed()) CutOff(DisconnectReason::kError);
-        break;
+      mid_line = r.n > 0 && buf[r.n - 1] != '\n';
+      buf.clear();
+      if (r.err && !outbox.overflowed()) CutOff(DisconnectReason::kError);
+      return !r.err;
+    };
+    constexpr size_t kChunk = 64 * 1024;
+    bool ok = true;
+    while (ok && outbox.Take(&batch)) {
+      size_t cost = 0;
+      for (OutMessage* msg : batch) {
+        if (ok) {
+          buf += msg->text;
+          cost += Outbox::Cost(msg);
+          if (buf.size() >= kChunk) {
+            ok = flush(cost);
+            cost = 0;
+          }
+        }
+        msg->Unref();
       }
+      if (ok && !buf.empty()) ok = flush(cost);
+      batch.clear();
+      // What a burst grew is not kept for the rest of the connection.
+      if (batch.capacity() > 1024) std::vector<OutMessage*>().swap(batch);
+      if (buf.capacity() > 2 * kChunk) std::string().swap(buf);
     }
     if (outbox.overflowed()) {
       // Best effort: the socket is most likely full, which is why we are here.
       conn_.SetWriteDeadline(Clock::now() + std::chrono::milliseconds(100));
-      conn_.Write(proto::kTooSlowLine);
+      std::string line = mid_line ? "\r\n" : "";
+      line += proto::kTooSlowLine;
+      conn_.Write(line);
     }
   });
 }
 
 // ---- ChatHub ---------------------------------------------------------------------------------
 
-ChatHub::ChatHub(Server& server) : server_(server) {
-  rooms_.emplace(std::string(proto::kLobby),
-                 std::make_unique<ChatRoom>(std::string(proto::kLobby)));
-  server_.metrics().chat_rooms.Set(1);
-}
+namespace {
+
+// Arrivals and departures are announced in rooms up to this size. Beyond it they would be most of
+// a room's traffic (every member told of every other's coming and going: quadratic in the room's
+// size while it fills or empties), so they are not; /who still tells who is there.
+constexpr size_t kAnnounceMax = 1000;
+// /who lists at most this many nicks, then says how many more: its answer must fit the asker's
+// output queue, and a huge room's full list would not.
+constexpr size_t kWhoMax = 200;
+
+}  // namespace
+
+ChatHub::ChatHub(Server& server) : server_(server) { RoomLocked(proto::kLobby); }
 
 ChatHub::~ChatHub() = default;
 
-std::string ChatHub::Key(std::string_view nick) { return proto::NameKey(nick); }
+std::string ChatHub::Key(std::string_view name) { return proto::NameKey(name); }
 
 ChatRoom* ChatHub::RoomLocked(std::string_view name) {
-  auto it = rooms_.find(std::string(name));
+  // Rooms, like nicks, ignore case: "#Go" is "#go", named as whoever made it first typed it.
+  std::string key = Key(name);
+  auto it = rooms_.find(key);
   if (it == rooms_.end()) {
-    it = rooms_.emplace(std::string(name), std::make_unique<ChatRoom>(std::string(name))).first;
+    it = rooms_.emplace(key, std::make_unique<ChatRoom>(std::string(name))).first;
     server_.metrics().chat_rooms.Set(static_cast<int64_t>(rooms_.size()));
   }
   return it->second.get();
@@ -221,30 +246,37 @@ void ChatHub::BroadcastLocked(ChatRoom* room, std::string text, const ChatClient
 
 void ChatHub::MoveLocked(ChatClient* c, ChatRoom* to, std::string_view reason, bool quiet) {
   if (ChatRoom* from = c->room) {
-    from->mu.Lock();
-    auto& v = from->members;
-    v.erase(std::find(v.begin(), v.end(), c));
-    if (!quiet) BroadcastLocked(from, proto::LeftLine(c->nick, from->name, reason), nullptr);
-    bool empty = v.empty();
-    from->mu.Unlock();
+    bool empty;
+    {
+      std::lock_guard<Mutex> lock(from->mu);
+      auto& v = from->members;
+      v.erase(std::find(v.begin(), v.end(), c));
+      if (!quiet && !v.empty() && v.size() < kAnnounceMax) {
+        BroadcastLocked(from, proto::LeftLine(c->nick, from->name, reason), nullptr);
+      }
+      empty = v.empty();
+    }
     c->room = nullptr;
     if (empty && from->name != proto::kLobby) {
-      rooms_.erase(from->name);
+      rooms_.erase(rooms_.find(Key(from->name)));
       server_.metrics().chat_rooms.Set(static_cast<int64_t>(rooms_.size()));
     }
   }
   if (to != nullptr) {
-    to->mu.Lock();
+    std::lock_guard<Mutex> lock(to->mu);
     to->members.push_back(c);
     c->room = to;
-    // The joiner sees it too: confirmation that the /join worked.
-    if (!quiet) BroadcastLocked(to, proto::JoinedLine(c->nick, to->name), nullptr);
-    to->mu.Unlock();
+    // The joiner sees it too: confirmation that it worked.
+    if (to->members.size() <= kAnnounceMax) {
+      BroadcastLocked(to, proto::JoinedLine(c->nick, to->name), nullptr);
+    } else {
+      c->Send(proto::JoinedLine(c->nick, to->name));
+    }
   }
 }
 
 void ChatHub::Enter(ChatClient* c) {
-  mu_.Lock();
+  std::lock_guard<Mutex> lock(mu_);
   for (;;) {
     std::string nick = proto::GuestNick(next_guest_++);
     if (nicks_.emplace(Key(nick), c).second) {
@@ -254,112 +286,111 @@ void ChatHub::Enter(ChatClient* c) {
   }
   c->Send(proto::WelcomeLine(c->nick, proto::kLobby));
   MoveLocked(c, RoomLocked(proto::kLobby), {}, false);
-  mu_.Unlock();
 }
 
 void ChatHub::Exit(ChatClient* c, std::string_view reason, bool quiet) {
-  mu_.Lock();
+  std::lock_guard<Mutex> lock(mu_);
   if (!c->nick.empty()) nicks_.erase(Key(c->nick));
   MoveLocked(c, nullptr, reason, quiet);
-  mu_.Unlock();
 }
 
 void ChatHub::Say(ChatClient* c, std::string_view text) {
   // c->room changes only on c's own goroutine (this one): no hub lock needed to read it, and the
   // room cannot go away while c is in it.
   ChatRoom* room = c->room;
-  room->mu.Lock();
+  std::lock_guard<Mutex> lock(room->mu);
   BroadcastLocked(room, proto::SayLine(room->name, c->nick, text), c);
-  room->mu.Unlock();
 }
 
 void ChatHub::Me(ChatClient* c, std::string_view text) {
   ChatRoom* room = c->room;
-  room->mu.Lock();
+  std::lock_guard<Mutex> lock(room->mu);
   BroadcastLocked(room, proto::ActionLine(room->name, c->nick, text), c);
-  room->mu.Unlock();
 }
 
 void ChatHub::Nick(ChatClient* c, std::string_view nick) {
-  mu_.Lock();
+  std::lock_guard<Mutex> lock(mu_);
   std::string key = Key(nick);
   auto it = nicks_.find(key);
   if (it != nicks_.end() && it->second != c) {
-    mu_.Unlock();
     c->Send(proto::NickTakenLine(nick));
     return;
   }
-  if (nick == c->nick) {
-    mu_.Unlock();
-    return;
-  }
+  if (nick == c->nick) return;
   nicks_.erase(Key(c->nick));
   nicks_.emplace(key, c);
   std::string old = std::exchange(c->nick, std::string(nick));
   ChatRoom* room = c->room;
-  room->mu.Lock();
-  BroadcastLocked(room, proto::NickLine(old, c->nick), nullptr);
-  room->mu.Unlock();
-  mu_.Unlock();
+  std::lock_guard<Mutex> room_lock(room->mu);
+  if (room->members.size() <= kAnnounceMax) {
+    BroadcastLocked(room, proto::NickLine(old, c->nick), nullptr);
+  } else {
+    c->Send(proto::NickLine(old, c->nick));
+  }
 }
 
 void ChatHub::Join(ChatClient* c, std::string_view room) {
-  mu_.Lock();
-  if (c->room->name == room) {
-    mu_.Unlock();
-    c->Send(proto::AlreadyInLine(room));
+  std::lock_guard<Mutex> lock(mu_);
+  if (Key(c->room->name) == Key(room)) {
+    c->Send(proto::AlreadyInLine(c->room->name));
     return;
   }
   MoveLocked(c, RoomLocked(room), {}, false);
-  mu_.Unlock();
 }
 
 void ChatHub::PrivateMessage(ChatClient* c, std::string_view to, std::string_view text) {
-  mu_.Lock();
+  std::lock_guard<Mutex> lock(mu_);
   auto it = nicks_.find(Key(to));
   if (it == nicks_.end()) {
-    mu_.Unlock();
     c->Send(proto::NoSuchUserLine(to));
     return;
   }
   // Delivered under the hub's mutex: the target cannot leave (and be destroyed) meanwhile.
   it->second->Send(proto::PrivateLine(c->nick, text));
-  mu_.Unlock();
 }
 
 void ChatHub::Who(ChatClient* c) {
-  std::vector<std::string_view> names;
-  mu_.Lock();
-  ChatRoom* room = c->room;
-  room->mu.Lock();
-  names.reserve(room->members.size());
-  for (ChatClient* m : room->members) names.push_back(m->nick);
-  std::sort(names.begin(), names.end());
-  // Formatted under the locks: the views point at nicks that may change once they are released.
-  std::string line = proto::WhoLine(room->name, names);
-  room->mu.Unlock();
-  mu_.Unlock();
+  std::string line;
+  {
+    std::lock_guard<Mutex> lock(mu_);
+    ChatRoom* room = c->room;
+    std::lock_guard<Mutex> room_lock(room->mu);
+    std::vector<std::string_view> names;
+    names.reserve(room->members.size());
+    for (ChatClient* m : room->members) names.push_back(m->nick);
+    size_t shown = std::min(names.size(), kWhoMax);
+    std::partial_sort(names.begin(), names.begin() + shown, names.end());
+    // Formatted under the locks: the views point at nicks that may change once they are released.
+    line = proto::WhoLine(room->name, std::span(names.data(), shown));
+    if (shown < names.size()) {
+      line.insert(line.size() - 2, " (and " + std::to_string(names.size() - shown) + " more)");
+    }
+  }
   c->Send(std::move(line));
 }
 
 void ChatHub::Rooms(ChatClient* c) {
-  std::vector<proto::RoomCount> list;
-  mu_.Lock();
-  for (auto& [name, room] : rooms_) {
-    room->mu.Lock();
-    list.push_back({name, room->members.size()});
-    room->mu.Unlock();
+  std::string line;
+  {
+    std::lock_guard<Mutex> lock(mu_);
+    std::vector<proto::RoomCount> list;
+    for (auto& [key, room] : rooms_) {
+      if (list.size() == kWhoMax) break;
+      std::lock_guard<Mutex> room_lock(room->mu);
+      list.push_back({room->name, room->members.size()});
+    }
+    line = proto::RoomsLine(list);  // the names live in rooms_: formatted under mu_
+    if (list.size() < rooms_.size()) {
+      line.insert(line.size() - 2,
+                  " (and " + std::to_string(rooms_.size() - list.size()) + " more)");
+    }
   }
-  std::string line = proto::RoomsLine(list);  // the names live in rooms_: format under mu_
-  mu_.Unlock();
   c->Send(std::move(line));
 }
 
 size_t ChatHub::RoomCount() {
-  mu_.Lock();
-  size_t n = rooms_.size();
-  mu_.Unlock();
-  return n;
+  std::lock_guard<Mutex> lock(mu_);
+  return rooms_.size();
 }
 
 // ---- the handler -----------------------------------------------------------------------------
@@ -405,45 +436,48 @@ class ChatHandler {
     proto::LineFramer framer(cfg_.max_line);
     IdleTimer idle(c_.server(), c_.conn(), /*both=*/false);
     ConnCounters counters(c_.server().metrics(), Service::kChat);
-    char buf[4096];
-    std::string data, reply;
+    std::string reply;
     for (;;) {
       idle.Touch();
       if (c_.stopping()) return DisconnectReason::kShutdown;
       if (auto why = c_.cut()) return *why;
-      auto [n, err] = c_.conn().Read(buf, sizeof buf);
+      // Straight into the framer's buffer (no buffer on this goroutine's stack: an idle
+      // connection's stack stays one page), telnet commands filtered out in place.
+      std::span<char> space = framer.Space();
+      auto [n, err] = c_.conn().Read(space.data(), space.size());
       if (n > 0) {
         counters.Received(n);
-        data.clear();
         reply.clear();
-        telnet.Feed(std::string_view(buf, n), &data, &reply);
-        if (!reply.empty()) c_.Send(std::move(reply));
-        size_t off = 0;
-        while (off < data.size()) {
-          std::span<char> space = framer.Space();
-          size_t k = std::min(space.size(), data.size() - off);
-          std::memcpy(space.data(), data.data() + off, k);
-          framer.Commit(k);
-          off += k;
-          proto::LineFramer::Line line;
-          proto::LineFramer::Status st;
-          uint64_t lines = 0;
-          while ((st = framer.Next(&line)) == proto::LineFramer::Status::kLine) {
-            ++lines;
-            if (OnLine(line.content, quit_reason)) {
-              counters.LinesReceived(lines);
-              return DisconnectReason::kQuit;
-            }
+        framer.Commit(telnet.FeedInPlace(space.first(n), &reply));
+        if (!reply.empty()) c_.Send(reply);
+        proto::LineFramer::Line line;
+        proto::LineFramer::Status st;
+        uint64_t lines = 0;
+        while ((st = framer.Next(&line)) == proto::LineFramer::Status::kLine) {
+          ++lines;
+          if (OnLine(line.content, quit_reason)) {
+            counters.LinesReceived(lines);
+            return DisconnectReason::kQuit;
           }
-          counters.LinesReceived(lines);
-          if (st == proto::LineFramer::Status::kTooLong) {
-            c_.Send(proto::LineTooLongLine(cfg_.max_line));
-            return DisconnectReason::kLineTooLong;
-          }
+          // A read full of short lines into a big room is thousands of deliveries: let this
+          // worker's other goroutines (and its poller) run between lines now and then.
+          if (lines % 32 == 0) Yield();
+        }
+        counters.LinesReceived(lines);
+        if (st == proto::LineFramer::Status::kTooLong) {
+          c_.Send(proto::LineTooLongLine(cfg_.max_line));
+          return DisconnectReason::kLineTooLong;
         }
       }
       if (err) {
-        if (err.eof()) return DisconnectReason::kEof;
+        if (err.eof()) {
+          // `printf '/quit' | nc`: a last line without its LF still counts.
+          if (framer.Buffered() > 0) {
+            counters.LinesReceived(1);
+            if (OnLine(framer.Rest(), quit_reason)) return DisconnectReason::kQuit;
+          }
+          return DisconnectReason::kEof;
+        }
         if (err.timeout()) {
           if (c_.stopping()) return DisconnectReason::kShutdown;
           if (auto why = c_.cut()) return *why;
@@ -461,7 +495,8 @@ class ChatHandler {
     std::string text = proto::SanitizeText(raw);
     proto::Command cmd = proto::ParseChatLine(text, cfg_.debug_commands);
     if (cmd.kind == proto::Command::Kind::kNone) return false;  // an empty line
-    if (!bucket_.Take()) {
+    // /quit always gets through: a flooder must be able to leave.
+    if (cmd.kind != proto::Command::Kind::kQuit && !bucket_.Take()) {
       c_.server().metrics().rate_limited_total[Service::kChat].Inc();
       // One notice per second at most: a flood must not turn into a flood of notices.
       auto now = Clock::now();
@@ -553,7 +588,11 @@ void ServeChat(Server& server, net::Conn conn) {
       if (writer) {
         Select(RecvCase(client.writer_done), RecvCase(After(std::chrono::seconds(2))));
       }
-      conn.Close();
+      if (reason == DisconnectReason::kError || reason == DisconnectReason::kTooSlow) {
+        conn.Close();  // nobody to tell, or nobody listening
+      } else {
+        LingeringClose(conn, &server.metrics(), Service::kChat);
+      }
       if (writer) client.writer_done.RecvOk();
       client.Finish(reason);
     });
@@ -563,6 +602,10 @@ void ServeChat(Server& server, net::Conn conn) {
     }
     writer = true;
     Go([&client] { client.WriterLoop(); });
+    if (client.stopping()) {  // shutdown began since Start(): no welcome, no join notice
+      reason = DisconnectReason::kShutdown;
+      return;
+    }
     hub.Enter(&client);
     entered = true;
     reason = ChatHandler(hub, client).Run(&quit_reason);

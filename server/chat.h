@@ -55,10 +55,14 @@ class Outbox {
   // outbox; the message is dropped and the caller cuts the reader off). kDropped: closed or
   // overflowed before; the message is dropped. Dropped messages' references are released.
   Push Put(OutMessage* m);
-  // Waits until there is something to write (appended to *batch, the caller Unrefs them and calls
-  // Written) or the outbox is closed and empty (false).
+  // Waits until there is something to write or the outbox is closed and empty (false). `batch`
+  // must be empty: it is swapped with the queue. The caller writes the messages, then calls
+  // Written(sum of their Cost()) and Unrefs them.
   bool Take(std::vector<OutMessage*>* batch);
-  void Written(size_t bytes);
+  void Written(size_t cost);
+  // What a queued message counts against the limit: its bytes plus what holding it costs (its
+  // record and the queue slot), so a flood of tiny messages is bounded by memory, not by bytes.
+  static size_t Cost(const OutMessage* m) { return m->text.size() + 64; }
   // No more pushes; the writer drains what is queued and then Take returns false.
   void Close();
   bool overflowed() const;
@@ -69,7 +73,7 @@ class Outbox {
   const size_t limit_;
   mutable SpinLock mu_;
   std::vector<OutMessage*> queue_;  // under mu_
-  size_t bytes_ = 0;                // queued + being written; under mu_
+  size_t bytes_ = 0;                // Cost() of what is queued or being written; under mu_
   bool closed_ = false;             // under mu_
   bool overflow_ = false;           // under mu_
   std::atomic<bool> kicked_{false};
@@ -118,7 +122,7 @@ class ChatHub {
   Mutex mu_;
   uint64_t next_guest_ = 1;                                 // under mu_
   std::unordered_map<std::string, ChatClient*> nicks_;      // lower-case nick -> client
-  std::map<std::string, std::unique_ptr<ChatRoom>> rooms_;  // sorted for /rooms
+  std::map<std::string, std::unique_ptr<ChatRoom>> rooms_;  // by NameKey, sorted for /rooms
 };
 
 // Serves one chat connection (goroutine per connection; see the top of this file).

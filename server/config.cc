@@ -62,7 +62,7 @@ std::optional<std::chrono::nanoseconds> ParseDuration(std::string_view s) {
 std::optional<size_t> ParseSize(std::string_view s) {
   size_t i = 0;
   while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i;
-  if (i == 0 || i > 15) return std::nullopt;
+  if (i == 0 || i > 12) return std::nullopt;  // < 10^12 GiB: no overflow
   size_t n = std::stoull(std::string(s.substr(0, i)));
   std::string_view unit = s.substr(i);
   size_t scale = 1;
@@ -186,7 +186,7 @@ ParseResult ParseCommandLine(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--chat-burst", c.chat_burst, "chat flood control: burst of lines allowed")
       ->envname("GREENLINE_CHAT_BURST")
-      ->check(CLI::PositiveNumber)
+      ->check(CLI::Range(1.0, 1e9))
       ->capture_default_str();
   app.add_option("--shutdown-grace", grace,
                  "on SIGTERM/SIGINT, time to flush and close connections before exiting")
@@ -236,6 +236,12 @@ ParseResult ParseCommandLine(int argc, char** argv) {
     c.out_queue = *n;
   } else {
     return usage("--out-queue: invalid size '" + out_queue + "' (at least 4KiB; e.g. 1MiB)");
+  }
+  // One line may grow to 3x its bytes once sanitized (each invalid byte becomes U+FFFD), plus
+  // "[#room] nick: ": a queue that cannot hold a few of them cuts every reader off.
+  if (size_t need = 4 * c.max_line + 1024; c.out_queue < need) {
+    return usage("--out-queue " + out_queue + " is too small for --max-line " +
+                 std::to_string(c.max_line) + ": at least " + std::to_string(need) + " bytes");
   }
   c.poller = poller == "io_uring" ? PollerKind::kIoUring
              : poller == "epoll"  ? PollerKind::kEpoll

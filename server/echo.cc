@@ -9,6 +9,7 @@
 #include "protocol/line.h"
 #include "runtime/panic/panic.h"
 #include "runtime/sched/goroutine.h"
+#include "server/linger.h"
 #include "server/session.h"
 
 namespace greenline::server {
@@ -43,7 +44,11 @@ DisconnectReason EchoLoop(Server& server, const net::Conn& conn, ConnSession& se
       }
       counters.LinesReceived(lines);
       if (!out.empty()) {
-        if (conn.Write(out).err) return DisconnectReason::kError;
+        if (auto w = conn.Write(out); w.err) {
+          // A write deadline is the idle deadline too: a client that never reads its replies.
+          if (!w.err.timeout()) return DisconnectReason::kError;
+          return session.stopping() ? DisconnectReason::kShutdown : DisconnectReason::kIdleTimeout;
+        }
         counters.Sent(out.size(), lines);
       }
       if (st == protocol::LineFramer::Status::kTooLong) {
@@ -78,7 +83,13 @@ void ServeEcho(Server& server, net::Conn conn) {
         reason = DisconnectReason::kPanic;
         session.LogPanic(v);
       }
-      conn.Close();
+      // After a reset there is nobody to tell; otherwise our last words (the reply to a half-close,
+      // "! line too long") must not be destroyed by an RST for input we did not read.
+      if (reason == DisconnectReason::kError) {
+        conn.Close();
+      } else {
+        LingeringClose(conn, &server.metrics(), Service::kEcho);
+      }
       session.Finish(reason);
     });
     if (!session.Start()) {

@@ -40,6 +40,7 @@
 #include "runtime/sched/goroutine.h"
 #include "runtime/sync/mutex.h"
 #include "runtime/sync/wait_group.h"
+#include "server/linger.h"
 
 namespace greenline::server {
 namespace {
@@ -51,9 +52,6 @@ constexpr size_t kReadChunk = 4096;
 // Bodies up to this size are copied behind the head and sent in one write; larger ones (a goroutine
 // dump of a big server) are written separately rather than copied once more.
 constexpr size_t kCoalesceBody = 64 * 1024;
-// Lingering close: how long, and how much, to drain before closing (see LingeringClose).
-constexpr auto kLingerTime = 500ms;
-constexpr size_t kLingerBytes = 512 * 1024;
 
 bool IsTchar(unsigned char c) {
   if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) return true;
@@ -315,25 +313,6 @@ bool WriteResponse(const net::Conn& conn, const HttpOptions& o, const std::strin
   return !w.err;
 }
 
-// Ends a connection after the server's last response. Closing a socket with unread input makes the
-// kernel send RST instead of FIN, and an RST that reaches the client before it has read the
-// response destroys the response: exactly the 431 or 413 it most needs to see, sent while it is
-// still sending. So: FIN first, then read and drop what the client still sends (until its EOF,
-// kLingerBytes or kLingerTime), then close. Go's http.Server (closeWriteAndWait) and Apache
-// (lingering close) do the same.
-void LingeringClose(const net::Conn& conn, Metrics* m) {
-  conn.CloseWrite();
-  conn.SetReadDeadline(Clock::now() + kLingerTime);
-  char sink[kReadChunk];
-  for (size_t drained = 0; drained < kLingerBytes;) {
-    net::IoResult r = conn.Read(sink, sizeof sink);
-    CountReceived(m, r.n);
-    drained += r.n;
-    if (r.err) break;
-  }
-  conn.Close();
-}
-
 void ServeRequests(Server& s, const net::Conn& conn, ConnState& st) {
   const HttpOptions& o = s.options;
   net::Addr peer = conn.RemoteAddr();
@@ -385,7 +364,7 @@ void ServeRequests(Server& s, const net::Conn& conn, ConnState& st) {
     if (s.closing.load()) keep_alive = false;
     if (!WriteResponse(conn, o, req.version, resp, keep_alive, head_only)) return;
     if (!keep_alive) {
-      LingeringClose(conn, o.metrics);
+      LingeringClose(conn, o.metrics, Service::kHttp);
       return;
     }
   }
@@ -420,7 +399,7 @@ void ServeConn(Server& s, const net::Conn& conn, std::list<net::Conn>::iterator 
       if (!st.in_handler) return;  // the panic was ours, not the handler's: nothing to answer
       HttpResponse resp = ErrorResponse(500, "the handler panicked; see the server log");
       if (WriteResponse(conn, s.options, "HTTP/1.1", resp, false, st.head_only)) {
-        LingeringClose(conn, s.options.metrics);
+        LingeringClose(conn, s.options.metrics, Service::kHttp);
       }
     });
     ServeRequests(s, conn, st);

@@ -1,5 +1,6 @@
 #include "server/logging.h"
 
+#include <spdlog/async.h>
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/base_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
@@ -66,18 +67,22 @@ void RuntimeSink(LogLevel level, std::string_view message) {
 }  // namespace
 
 void SetUpLogging(const Config& config) {
-  std::shared_ptr<spdlog::logger> logger;
+  spdlog::init_thread_pool(8192, 1);
+  spdlog::sink_ptr sink;
   if (config.log_format == LogFormat::kJson) {
-    logger = std::make_shared<spdlog::logger>("greenline", std::make_shared<JsonStdoutSink>());
+    sink = std::make_shared<JsonStdoutSink>();
   } else {
-    logger = std::make_shared<spdlog::logger>("greenline",
-                                              std::make_shared<spdlog::sinks::stdout_sink_mt>());
+    sink = std::make_shared<spdlog::sinks::stdout_sink_mt>();
+  }
+  auto logger = std::make_shared<spdlog::async_logger>(
+      "greenline", sink, spdlog::thread_pool(), spdlog::async_overflow_policy::overrun_oldest);
+  if (config.log_format == LogFormat::kText) {
     logger->set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %-5l %v", spdlog::pattern_time_type::utc);
   }
   spdlog::level::level_enum level = spdlog::level::from_str(config.log_level);
   logger->set_level(level);
-  // Under `docker logs` stdout is a pipe: flush each line rather than lose the last ones to a
-  // SIGKILL, but only at info and above (debug lines are many and an operator asked for them).
+  // Each line at info and above is flushed as the logging thread writes it (a SIGKILL loses
+  // nothing already written); debug lines are many and go out in stdio's blocks.
   logger->flush_on(spdlog::level::info);
   spdlog::set_default_logger(logger);
   SetLogLevel(level == spdlog::level::debug  ? LogLevel::kDebug
@@ -87,8 +92,9 @@ void SetUpLogging(const Config& config) {
   SetLogSink(RuntimeSink);
 }
 
-void FlushLogs() {
-  spdlog::default_logger()->flush();
+void ShutDownLogs() {
+  SetLogSink(nullptr);  // the runtime's last lines (its workers stopping) go to stderr
+  spdlog::shutdown();   // drains the queue, joins the logging thread
   std::fflush(stdout);
 }
 

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,7 @@
 #include "runtime/net/net.h"
 #include "runtime/sched/goroutine.h"
 #include "runtime/sched/runtime.h"
+#include "runtime/sync/wait_group.h"
 #include "server/admin.h"
 #include "server/chat.h"
 #include "server/config.h"
@@ -46,7 +48,7 @@ sigset_t ShutdownSignals() {
 
 [[noreturn]] void Die(const std::string& message) {
   spdlog::critical("{}", message);
-  FlushLogs();
+  ShutDownLogs();
   std::_Exit(1);
 }
 
@@ -57,11 +59,13 @@ net::Listener ListenOrDie(std::string_view what, const std::string& addr) {
 }
 
 void Serve(const Config& cfg) {
-  Metrics& metrics = *new Metrics;
-  // Never destroyed: connection goroutines still running when the grace period ends use them
-  // until the process exits.
-  Server& server = *new Server(cfg, metrics);
-  server.chat_hub = new ChatHub(server);
+  // Static: a clean shutdown leaves nothing behind (every goroutine has ended when Serve returns,
+  // so LeakSanitizer has nothing to report); an unclean one exits with _Exit and never destroys
+  // what the abandoned goroutines still use.
+  static Metrics metrics;
+  static Server server(cfg, metrics);
+  static std::optional<ChatHub> hub;
+  if (!cfg.chat_addr.empty()) server.chat_hub = &hub.emplace(server);
 
   net::Listener echo, chat, http;
   if (!cfg.echo_addr.empty()) echo = ListenOrDie("echo", cfg.echo_addr);
@@ -77,69 +81,90 @@ void Serve(const Config& cfg) {
                MaxProcs(), net::PollerName(), cfg.max_conns, cfg.max_line,
                cfg.idle_timeout.count() > 0 ? FormatDuration(cfg.idle_timeout) : "none");
 
-  auto loops_done = MakeChan<bool>(3);
-  int loops = 0;
+  WaitGroup loops;  // the accept loops and the HTTP server
   if (echo.valid()) {
-    ++loops;
+    loops.Add(1);
     Go([&] {
       AcceptLoop(server, echo, Service::kEcho, protocol::kServerFullLine, ServeEcho);
-      loops_done.Send(true);
+      loops.Done();
     });
   }
   if (chat.valid()) {
-    ++loops;
+    loops.Add(1);
     Go([&] {
       AcceptLoop(server, chat, Service::kChat, protocol::kServerFullLine, ServeChat);
-      loops_done.Send(true);
+      loops.Done();
     });
   }
+  WaitGroup http_done;
   if (http.valid()) {
     AdminOptions admin;
     admin.shutting_down = &server.shutting_down_flag();
     admin.debug_goroutines_public = cfg.debug_goroutines_public;
-    HttpHandler handler = MakeAdminHandler(metrics, admin);
-    // Not waited for: /healthz answers 503 until the process exits.
-    HttpOptions hopts;
-    hopts.metrics = &metrics;
-    Go([http, handler, hopts] { ServeHttp(http, handler, hopts); });
+    HttpOptions options;
+    options.metrics = &metrics;
+    http_done.Add(1);
+    Go([&, admin, options] {
+      ServeHttp(http, MakeAdminHandler(metrics, admin), options);
+      http_done.Done();
+    });
   }
 
   // Signals arrive at sigwait on a blocking-pool thread (they are blocked in every thread: main()
-  // blocked them before the runtime started its threads).
+  // blocked them before any thread was made). A second signal ends the process at once.
   auto signals = MakeChan<int>(4);
-  Go([signals] {
+  std::atomic<bool> exiting{false};
+  WaitGroup signal_goroutines;
+  signal_goroutines.Add(2);
+  Go([&] {
     sigset_t set = ShutdownSignals();
     for (;;) {
       int sig = 0;
       if (Blocking([&] { return sigwait(&set, &sig); }) != 0) continue;
+      if (exiting.load()) break;  // the wake-up Serve sent itself (below)
       signals.Send(sig);
     }
+    signal_goroutines.Done();
   });
   int sig = signals.Recv();
   spdlog::info("received {}: shutting down (grace {})", sig == SIGTERM ? "SIGTERM" : "SIGINT",
                FormatDuration(cfg.shutdown_grace));
   auto deadline = std::chrono::steady_clock::now() + cfg.shutdown_grace;
-  // A second signal ends it at once.
-  Go([signals] {
+  Go([&] {
     int again = signals.Recv();
-    spdlog::warn("received {} again: exiting now", again == SIGTERM ? "SIGTERM" : "SIGINT");
-    FlushLogs();
-    std::_Exit(1);
+    if (again != 0) {
+      spdlog::warn("received {} again: exiting now", again == SIGTERM ? "SIGTERM" : "SIGINT");
+      ShutDownLogs();
+      std::_Exit(1);
+    }
+    signal_goroutines.Done();  // 0: Serve is returning
   });
 
+  // /healthz turns 503 and every session is told at once; a connection the accept loops hand over
+  // from now on is refused by Register.
+  int64_t at_start = server.Active();
+  server.BeginShutdown();
   if (echo.valid()) echo.Close();
   if (chat.valid()) chat.Close();
-  for (int i = 0; i < loops; ++i) loops_done.Recv();
-  server.BeginShutdown();
-  int64_t at_start = server.Active();
-  bool clean = server.WaitSessions(deadline);
-  if (clean) {
-    spdlog::info("shutdown complete: {} connections closed", at_start);
-  } else {
+  loops.Wait();
+  if (!server.WaitSessions(deadline)) {
     spdlog::warn("shutdown grace period over with {} connections still open; exiting",
                  server.Active());
+    ShutDownLogs();
+    std::_Exit(0);  // their goroutines are abandoned, as Go's are when main returns
   }
-  FlushLogs();
+  spdlog::info("shutdown complete: {} connections closed", at_start);
+  // Nothing is left running: the HTTP server (it answered 503 until now), then the two signal
+  // goroutines, woken by a signal of our own and a zero.
+  if (http.valid()) {
+    http.Close();
+    http_done.Wait();
+  }
+  exiting.store(true);
+  kill(getpid(), SIGTERM);
+  signals.Send(0);
+  signal_goroutines.Wait();
+  ShutDownLogs();
 }
 
 }  // namespace
@@ -149,12 +174,12 @@ int main(int argc, char** argv) {
   if (parsed.exit_status) return *parsed.exit_status;
   static Config config;  // outlives the runtime's goroutines (Main exits without unwinding)
   config = parsed.config;
-  SetUpLogging(config);
-
-  // Blocked here, before the runtime creates its threads, so every thread inherits the mask and
-  // only the signal goroutine's sigwait sees them.
+  // Blocked here, before the logging thread and the runtime's threads exist, so every thread
+  // inherits the mask and only the signal goroutine's sigwait sees them (a thread with them
+  // unblocked would take SIGTERM's default action: death).
   sigset_t set = ShutdownSignals();
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  SetUpLogging(config);
 
   Options options;
   options.max_procs = config.workers;

@@ -2,9 +2,11 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "runtime/sched/goroutine.h"
+#include "server/linger.h"
 
 namespace greenline::server {
 
@@ -37,7 +39,7 @@ void Server::BeginShutdown() {
 bool Server::WaitSessions(std::chrono::steady_clock::time_point deadline) {
   for (;;) {
     mu_.Lock();
-    bool empty = sessions_.empty();
+    bool empty = sessions_.empty() && detached_.load(std::memory_order_acquire) == 0;
     mu_.Unlock();
     if (empty) return true;
     if (std::chrono::steady_clock::now() >= deadline) return false;
@@ -57,16 +59,20 @@ void AcceptLoop(Server& server, const net::Listener& listener, Service service,
       // The net layer already backs off on EMFILE/ENFILE; anything else is logged, and a run of
       // errors slows the loop down rather than spinning.
       spdlog::warn("{}: accept: {}", ServiceName(service), err.String());
-      if (++errors_in_a_row > 3) Sleep(std::chrono::milliseconds(5 * errors_in_a_row));
+      if (++errors_in_a_row > 3) {
+        Sleep(std::chrono::milliseconds(std::min(5 * errors_in_a_row, 1000)));  // Go's cap: 1 s
+      }
       continue;
     }
     errors_in_a_row = 0;
     if (!server.Admit()) {
       m.disconnects_total[DisconnectReason::kServerFull].Inc();
-      Go([conn, full_line] {
+      server.Detached(1);
+      Go([conn, full_line, &m, service, &server] {
         conn.SetWriteDeadline(std::chrono::steady_clock::now() + std::chrono::seconds(1));
         conn.Write(full_line);
-        conn.Close();
+        LingeringClose(conn, &m, service);
+        server.Detached(-1);
       });
       continue;
     }

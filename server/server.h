@@ -62,8 +62,11 @@ class Server {
 
   // Marks the server as shutting down and stops every registered session. Once.
   void BeginShutdown();
-  // Waits until every session has unregistered or `deadline` passes; true if all finished.
+  // Waits until every session has unregistered, and every goroutine counted by Detached has
+  // ended, or `deadline` passes; true if all finished.
   bool WaitSessions(std::chrono::steady_clock::time_point deadline);
+  // A goroutine of ours that is not a session (turning a connection away) starts (+1) or ends (-1).
+  void Detached(int delta) { detached_.fetch_add(delta, std::memory_order_acq_rel); }
 
   // The chat service's rooms and nicks (main.cc sets it when chat is on).
   ChatHub* chat_hub = nullptr;
@@ -73,6 +76,7 @@ class Server {
   Metrics& metrics_;
   std::atomic<int64_t> active_{0};
   std::atomic<bool> shutting_down_{false};
+  std::atomic<int> detached_{0};
   Mutex mu_;
   std::unordered_set<Session*> sessions_;  // under mu_
 };

@@ -32,7 +32,10 @@ void ConnSession::Finish(DisconnectReason reason) {
 void ConnSession::Stop() {
   stopping_.store(true, std::memory_order_seq_cst);
   OnStop();
-  conn_.SetReadDeadline(std::chrono::steady_clock::now());
+  auto now = std::chrono::steady_clock::now();
+  // A handler blocked writing to a client that does not read gets a second to finish.
+  conn_.SetWriteDeadline(now + std::chrono::seconds(1));
+  conn_.SetReadDeadline(now);
 }
 
 void ConnSession::LogPanic(const PanicValue& value) {

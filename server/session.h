@@ -14,9 +14,9 @@
 
 namespace greenline::server {
 
-// One connection's Session. Stop() marks it stopping and wakes its reader with a read deadline in
-// the past; a reader checks stopping() after moving its own deadline (IdleTimer::Touch), so a Stop
-// racing with that move is never lost.
+// One connection's Session. Stop() marks it stopping, wakes its reader with a read deadline in
+// the past and gives a writer a second; a reader checks stopping() after moving its own deadline
+// (IdleTimer::Touch), so a Stop racing with that move is never lost.
 class ConnSession : public Session {
  public:
   ConnSession(Server& server, net::Conn conn, Service service);
