@@ -249,4 +249,14 @@ std::optional<double> MetricValue(const std::string& metrics, std::string_view n
   return std::nullopt;
 }
 
+std::optional<double> AwaitMetric(uint16_t port, std::string_view name, std::string_view labels,
+                                  double want, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    std::optional<double> v = MetricValue(HttpGet(port, "/metrics").body, name, labels);
+    if (v == want || std::chrono::steady_clock::now() >= deadline) return v;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
 }  // namespace greenline::testing

@@ -95,4 +95,11 @@ HttpReply HttpGet(uint16_t port, std::string_view path);
 std::optional<double> MetricValue(const std::string& metrics, std::string_view name,
                                   std::string_view labels = "");
 
+// Polls `port`'s /metrics (every 20 ms, up to `timeout`) until sample `name{labels}` equals
+// `want`; returns the last value seen. For counts that settle just after what the test saw: a
+// disconnect is counted once the server's lingering close is over.
+std::optional<double> AwaitMetric(uint16_t port, std::string_view name, std::string_view labels,
+                                  double want,
+                                  std::chrono::milliseconds timeout = std::chrono::seconds(5));
+
 }  // namespace greenline::testing
