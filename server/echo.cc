@@ -1,22 +1,17 @@
 #include "server/echo.h"
 
-#include <spdlog/spdlog.h>
-
-#include <atomic>
+#include <span>
 #include <string>
 
 #include "protocol/chat.h"
 #include "protocol/line.h"
 #include "runtime/panic/panic.h"
-#include "runtime/sched/goroutine.h"
 #include "server/linger.h"
 #include "server/session.h"
 
 namespace greenline::server {
 
 namespace {
-
-using Clock = std::chrono::steady_clock;
 
 // Reads, echoes, and says why it stopped.
 DisconnectReason EchoLoop(Server& server, const net::Conn& conn, ConnSession& session) {

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <mutex>
 #include <vector>
 
 #include "runtime/sched/goroutine.h"
@@ -11,36 +12,32 @@
 namespace greenline::server {
 
 bool Server::Register(Session* s) {
-  mu_.Lock();
-  bool ok = !ShuttingDown();
-  if (ok) sessions_.insert(s);
-  mu_.Unlock();
-  return ok;
+  std::lock_guard<Mutex> lock(mu_);
+  if (ShuttingDown()) return false;
+  sessions_.insert(s);
+  return true;
 }
 
 void Server::Unregister(Session* s) {
-  mu_.Lock();
+  std::lock_guard<Mutex> lock(mu_);
   sessions_.erase(s);
-  mu_.Unlock();
 }
 
 void Server::BeginShutdown() {
-  mu_.Lock();
-  if (shutting_down_.exchange(true, std::memory_order_acq_rel)) {
-    mu_.Unlock();
-    return;
-  }
+  std::lock_guard<Mutex> lock(mu_);
+  if (shutting_down_.exchange(true, std::memory_order_acq_rel)) return;
   // Under mu_: a session unregisters (and may be destroyed) only after taking mu_, so every
   // pointer here is alive while we call Stop, which returns at once.
   for (Session* s : sessions_) s->Stop();
-  mu_.Unlock();
 }
 
 bool Server::WaitSessions(std::chrono::steady_clock::time_point deadline) {
   for (;;) {
-    mu_.Lock();
-    bool empty = sessions_.empty() && detached_.load(std::memory_order_acquire) == 0;
-    mu_.Unlock();
+    bool empty;
+    {
+      std::lock_guard<Mutex> lock(mu_);
+      empty = sessions_.empty() && detached_.load(std::memory_order_acquire) == 0;
+    }
     if (empty) return true;
     if (std::chrono::steady_clock::now() >= deadline) return false;
     Sleep(std::chrono::milliseconds(10));
@@ -79,9 +76,11 @@ void AcceptLoop(Server& server, const net::Listener& listener, Service service,
       });
       continue;
     }
+    server.Detached(1);  // also counted from here to its end, around its session's life
     Go([conn, serve, &server] {
       serve(server, conn);
       server.Leave();
+      server.Detached(-1);
     });
   }
 }

@@ -65,7 +65,8 @@ class Server {
   // Waits until every session has unregistered, and every goroutine counted by Detached has
   // ended, or `deadline` passes; true if all finished.
   bool WaitSessions(std::chrono::steady_clock::time_point deadline);
-  // A goroutine of ours that is not a session (turning a connection away) starts (+1) or ends (-1).
+  // A connection goroutine starts (+1) or ends (-1): every one the accept loop starts, including
+  // those turning a connection away, from before its session registers until after it is gone.
   void Detached(int delta) { detached_.fetch_add(delta, std::memory_order_acq_rel); }
 
   // The chat service's rooms and nicks (main.cc sets it when chat is on).
