@@ -179,8 +179,6 @@ void WriteBacktrace(int fd, const uintptr_t* pcs, int n, bool demangle) {
 void LoadSymbols() { std::call_once(g_symbols_once, &LoadSymbolsOnce); }
 
 std::string FormatBacktrace(const uintptr_t* pcs, int n) {
-  LoadSymbols();  // not async-signal-safe anyway; outside a runtime nobody else may have loaded
-                  // them
   std::string out;
   char line[1024];
   for (int i = 0; i < n; ++i) {

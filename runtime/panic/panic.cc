@@ -209,6 +209,7 @@ std::string PanicStack() {
   try {
     std::rethrow_exception(p->exc);
   } catch (const internal::PanicException& pe) {
+    LoadSymbols();  // Run() loaded them already; a panic on a plain thread may be the first to ask
     return FormatBacktrace(pe.pcs, pe.npcs);
   } catch (...) {
   }
