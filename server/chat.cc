@@ -388,11 +388,6 @@ void ChatHub::Rooms(ChatClient* c) {
   c->Send(std::move(line));
 }
 
-size_t ChatHub::RoomCount() {
-  std::lock_guard<Mutex> lock(mu_);
-  return rooms_.size();
-}
-
 // ---- the handler -----------------------------------------------------------------------------
 
 namespace {

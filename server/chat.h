@@ -108,8 +108,6 @@ class ChatHub {
   void Who(ChatClient* c);
   void Rooms(ChatClient* c);
 
-  size_t RoomCount();
-
  private:
   static std::string Key(std::string_view nick);
   // With mu_ held.
