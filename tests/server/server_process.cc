@@ -17,6 +17,7 @@
 #include <sstream>
 #include <thread>
 
+#include "tests/util/child_process.h"
 #include "tests/util/net.h"
 
 namespace greenline::testing {
@@ -63,22 +64,7 @@ ServerProcess::ServerProcess(std::vector<std::string> args) {
       "--http-addr=127.0.0.1:" + std::to_string(http_port_),
   };
   argv.insert(argv.end(), args.begin(), args.end());
-  pid_ = fork();
-  if (pid_ == 0) {
-    dup2(out, STDOUT_FILENO);
-    dup2(out, STDERR_FILENO);
-    int devnull = open("/dev/null", O_RDONLY);
-    dup2(devnull, STDIN_FILENO);
-    // The test binary may have blocked signals in this thread; the server starts clean.
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, nullptr);
-    std::vector<char*> cargv;
-    for (std::string& a : argv) cargv.push_back(a.data());
-    cargv.push_back(nullptr);
-    execv(cargv[0], cargv.data());
-    _exit(127);
-  }
+  pid_ = SpawnProgram(std::move(argv), out, out);
   close(out);
   if (pid_ < 0) {
     ADD_FAILURE() << "fork: " << std::strerror(errno);

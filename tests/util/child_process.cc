@@ -61,6 +61,23 @@ ChildResult RunInChild(const std::function<void()>& body, int timeout_seconds) {
   return result;
 }
 
+pid_t SpawnProgram(std::vector<std::string> argv, int stdout_fd, int stderr_fd) {
+  pid_t pid = fork();
+  if (pid != 0) return pid;
+  dup2(stdout_fd, STDOUT_FILENO);
+  dup2(stderr_fd, STDERR_FILENO);
+  int devnull = open("/dev/null", O_RDONLY);
+  dup2(devnull, STDIN_FILENO);
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
+  std::vector<char*> cargv;
+  for (std::string& a : argv) cargv.push_back(a.data());
+  cargv.push_back(nullptr);
+  execv(cargv[0], cargv.data());
+  _exit(127);
+}
+
 ChildResult RunRuntimeInChild(const std::function<void()>& main_goroutine, const Options& options,
                               int timeout_seconds) {
   return RunInChild([&] { greenline::Run(main_goroutine, options); }, timeout_seconds);

@@ -6,10 +6,12 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <sys/types.h>
 
 #include <functional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "runtime/sched/runtime.h"
 
@@ -42,6 +44,12 @@ inline Options Procs(int n) {
   o.max_procs = n;
   return o;
 }
+
+// Starts the program argv[0] (a path) with arguments argv in a forked child, its stdout and stderr
+// on `stdout_fd` and `stderr_fd` (may be the same), stdin on /dev/null and no signal blocked (the
+// test binary may have blocked some in this thread). Returns the child's pid, or -1 if fork failed;
+// the caller waits for it. A child that cannot exec exits with status 127.
+pid_t SpawnProgram(std::vector<std::string> argv, int stdout_fd, int stderr_fd);
 
 // True when tests run under qemu-user (the aarch64 CI stage sets GREENLINE_UNDER_QEMU).
 bool UnderQemu();

@@ -1,0 +1,92 @@
+// report.h: what every greenline-load mode reports, as a wrk-style text block and as JSON, plus
+// the machine-side measurements around the measured window (server CPU from /proc/stat, the
+// client's own CPU, the server's RSS).
+//
+// A mode fills one Report: its name and settings, the measured window's length, its throughput
+// figures (named counters: "lines", "deliveries", ...), one latency Histogram (nanoseconds), errors
+// by kind, and mode-specific figures (`extra`). PrintText writes the human report to a FILE*;
+// ToJson gives the same as one JSON object (schema in loadtest/load/README.md).
+//
+// WindowProbe brackets the measured window: Start() at the window's opening edge, Stop() at its
+// closing edge, both called from the thread that opens and closes the window, so the CPU samples
+// bracket exactly the work counted (a script sampling in parallel could not align them better than
+// its own wake-ups). It reads:
+//   - /proc/stat's `cpuN` line for --stat-cpu N (the server's pinned CPU): busy = user + nice +
+//     system + irq + softirq (guest time is inside user and nice already), idle = idle + iowait,
+//     steal apart (the hypervisor ran someone else: not work this CPU did);
+//   - the client's own CPU time, getrusage(RUSAGE_SELF), user + system;
+//   - for --server-pid P: /proc/P/stat utime + stime over the window (the process-only cross
+//     check), and at Stop() /proc/P/status VmRSS and VmHWM (the peak RSS).
+#pragma once
+
+#include <cstdint>
+#include <cstdio>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+
+#include "loadtest/load/histogram.h"
+
+namespace greenline::load {
+
+struct CpuSample {
+  uint64_t busy_jiffies = 0;
+  uint64_t idle_jiffies = 0;
+  uint64_t steal_jiffies = 0;
+};
+
+// Reads /proc/stat's line for CPU `cpu`; nullopt if it cannot.
+std::optional<CpuSample> ReadCpuSample(int cpu);
+// utime + stime of /proc/PID/stat in clock ticks; nullopt if the process is gone.
+std::optional<uint64_t> ReadProcessJiffies(int pid);
+// VmRSS and VmHWM of /proc/PID/status in bytes; nullopt if the process is gone.
+struct RssSample {
+  uint64_t rss_bytes = 0;
+  uint64_t peak_bytes = 0;
+};
+std::optional<RssSample> ReadRss(int pid);
+
+class WindowProbe {
+ public:
+  // stat_cpu < 0: no /proc/stat sampling; server_pid <= 0: no process sampling.
+  WindowProbe(int stat_cpu, int server_pid) : stat_cpu_(stat_cpu), server_pid_(server_pid) {}
+  void Start();
+  void Stop();
+  // Adds "server_cpu", "server" and "client_cpu" objects to `out` (see README.md); `units` is the
+  // count per which CPU time is divided ("lines" or "deliveries": ns_per_unit).
+  void AddTo(nlohmann::json& out, uint64_t units, double window_seconds) const;
+
+ private:
+  int stat_cpu_;
+  int server_pid_;
+  std::optional<CpuSample> cpu_start_, cpu_end_;
+  std::optional<uint64_t> proc_start_, proc_end_;
+  std::optional<RssSample> rss_end_;
+  double client_cpu_start_ = 0, client_cpu_end_ = 0;
+};
+
+struct Report {
+  std::string mode;           // "echo", "chat", "idle"
+  nlohmann::json settings;    // the mode's flags, as given
+  double window_seconds = 0;  // measured window, as timed (steady clock)
+  std::string rate_unit;      // what throughput counts: "lines", "deliveries", "connections"
+  uint64_t units = 0;         // how many of them completed in the window
+  Histogram latency;          // nanoseconds
+  std::map<std::string, uint64_t> errors;  // kind -> count ("mismatch", "closed early", ...)
+  nlohmann::json extra = nlohmann::json::object();  // mode-specific figures
+  const WindowProbe* probe = nullptr;
+
+  uint64_t ErrorCount() const;
+  bool Ok() const { return ErrorCount() == 0; }
+  // The wrk-style report.
+  void PrintText(std::FILE* out) const;
+  nlohmann::json ToJson() const;
+};
+
+// "12.3us", "4.56ms", "1.20s": latencies for humans.
+std::string FormatNanos(double ns);
+// "12.35k", "1.23M": counts for humans.
+std::string FormatCount(double n);
+
+}  // namespace greenline::load

@@ -1,0 +1,3 @@
+module greenline/loadtest/peers/go
+
+go 1.23
