@@ -8,9 +8,10 @@
 // (Merge) once the run ends. Not thread-safe: one writer, and readers only after it stopped.
 //
 // Percentiles are those of HdrHistogram's ValueAtPercentile: the highest value equivalent to the
-// bucket in which the percentile's rank falls, clamped to the recorded maximum, so a reported p99
-// is never below the true one by more than a bucket's width and never above max. Mean and standard
-// deviation are computed from exact running sums, not from buckets.
+// bucket in which the percentile's rank falls, clamped to the recorded minimum and maximum, so a
+// reported p99 is never below the true one, above it by less than a bucket's width, and never
+// outside [min, max]. Mean and standard deviation are computed from exact running sums, not from
+// buckets.
 #pragma once
 
 #include <array>
@@ -53,7 +54,8 @@ class Histogram {
   static int64_t BucketHighest(int bucket);
   static int BucketCount();
 
-  // Non-empty buckets as (highest value of bucket, count), ascending: for percentile charts.
+  // Non-empty buckets as (highest value of bucket clamped to Max(), count), ascending: for
+  // percentile charts.
   std::vector<std::pair<int64_t, uint64_t>> Buckets() const;
 
  private:

@@ -5,9 +5,11 @@
 //   0  the run completed and was healthy (no error of any kind)
 //   1  the run completed with errors (a mismatched echo, a lost/duplicated/reordered chat message,
 //      a connection the server closed early, ...): the report says which, by kind
-//   2  bad flags (CLI11's usage error)
-//   3  the run could not be carried out: server unreachable, refused, or it closed every
-//      connection before the window; the message on stderr says why
+//   2  bad flags (CLI11's usage error), or a request the machine cannot carry out as asked
+//      (chat --rooms > --users, RLIMIT_NOFILE too low for chat's --users or idle's --conns, ...)
+//   3  the run could not be carried out: host unresolvable, server unreachable or refusing, every
+//      connection closed before the window, chat's handshake failed or stalled, idle's RSS source
+//      unreadable, the --json file unwritable, or the HardStop fired; stderr says why
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -33,12 +35,13 @@ struct CommonOptions {
   std::string host = "127.0.0.1";
   int port = 0;                // 0: the mode's default (echo 7007, chat 7070, idle 7007)
   int threads = 0;             // 0: ThreadCount() decides (the CPUs this process may use)
-  double duration = 10;        // measured seconds
-  double warmup = 1;           // seconds before the window opens (not counted)
+  double duration = 10;        // measured seconds (not used by idle)
+  double warmup = 1;           // seconds before the window opens, not counted (not used by idle)
   std::string json_path;       // --json FILE ("-": stdout, then the text report goes to stderr)
   int stat_cpu = -1;           // --stat-cpu N: sample /proc/stat cpuN at the window's edges
   int server_pid = 0;          // --server-pid P: the server's process CPU and RSS (VmRSS, VmHWM)
-  double connect_timeout = 5;  // seconds for one connect (and for the handshake lines of chat)
+  double connect_timeout = 5;  // seconds for one connect; chat: the handshake's no-progress
+                               // watchdog; idle: also the sample's echo and the /metrics GET
   bool quiet = false;          // --quiet: no progress line
 };
 
@@ -52,7 +55,8 @@ void AddChatCommand(CLI::App& app, const CommonOptions& common, int& exit_code);
 void AddIdleCommand(CLI::App& app, const CommonOptions& common, int& exit_code);
 
 // Prints `report` as text (stdout, or stderr when the JSON goes to stdout), writes its JSON to
-// common.json_path if set, and returns the exit status: kExitOk or kExitErrors.
+// common.json_path if set, and returns the exit status: kExitOk or kExitErrors (kExitFailed if the
+// JSON file cannot be written).
 int Emit(const Report& report, const CommonOptions& common);
 
 // The live progress line: once a second, `line(seconds since start)` is written to stderr, as a
@@ -79,8 +83,9 @@ class Progress {
 
 // A last resort against a hang: unless destroyed (or Cancel()ed) within `seconds`, writes
 // "greenline-load: <what> did not end within N s: hard stop" to stderr and _exit()s with
-// kExitFailed. A mode arms one around its whole run (connects + warmup + duration + drain, plus a
-// margin) so that no bug of ours or state of the server can make it hang.
+// kExitFailed. A mode arms one around its whole run (connects + warmup + duration + drain, or
+// idle's connects + hold, plus a margin) so that no bug of ours or state of the server can make it
+// hang.
 class HardStop {
  public:
   HardStop(double seconds, std::string what);

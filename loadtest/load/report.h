@@ -3,9 +3,9 @@
 // client's own CPU, the server's RSS).
 //
 // A mode fills one Report: its name and settings, the measured window's length, its throughput
-// figures (named counters: "lines", "deliveries", ...), one latency Histogram (nanoseconds), errors
-// by kind, and mode-specific figures (`extra`). PrintText writes the human report to a FILE*;
-// ToJson gives the same as one JSON object (schema in loadtest/load/README.md).
+// (one count of a named unit: "lines", "deliveries", "connections"), one latency Histogram
+// (nanoseconds), errors by kind, and mode-specific figures (`extra`). PrintText writes the human
+// report to a FILE*; ToJson gives the same as one JSON object (schema in loadtest/load/README.md).
 //
 // WindowProbe brackets the measured window: Start() at the window's opening edge, Stop() at its
 // closing edge, both called from the thread that opens and closes the window, so the CPU samples
@@ -53,8 +53,9 @@ class WindowProbe {
   WindowProbe(int stat_cpu, int server_pid) : stat_cpu_(stat_cpu), server_pid_(server_pid) {}
   void Start();
   void Stop();
-  // Adds "server_cpu", "server" and "client_cpu" objects to `out` (see README.md); `units` is the
-  // count per which CPU time is divided ("lines" or "deliveries": ns_per_unit).
+  // Adds the "client_cpu" object to `out`, and "server_cpu" (stat_cpu >= 0) and "server"
+  // (server_pid > 0) when asked for (see README.md); `units` is the count per which CPU time is
+  // divided (ns_per_unit).
   void AddTo(nlohmann::json& out, uint64_t units, double window_seconds) const;
 
  private:
@@ -68,8 +69,9 @@ class WindowProbe {
 
 struct Report {
   std::string mode;           // "echo", "chat", "idle"
-  nlohmann::json settings;    // the mode's flags, as given
-  double window_seconds = 0;  // measured window, as timed (steady clock)
+  nlohmann::json settings;    // the mode's flags as in effect (resolved port, threads used, ...)
+  double window_seconds = 0;  // measured window: --duration as scheduled (echo, chat), or the
+                              // connect phase as timed on the steady clock (idle)
   std::string rate_unit;      // what throughput counts: "lines", "deliveries", "connections"
   uint64_t units = 0;         // how many of them completed in the window
   Histogram latency;          // nanoseconds
