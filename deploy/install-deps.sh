@@ -5,7 +5,8 @@
 #
 #   build  compilers, CMake, Ninja and the libraries the server links (the default)
 #   test   build + GoogleTest, Google Benchmark, clang 14 with its sanitizer runtimes (TSan, and
-#          libFuzzer for tests/fuzz/: libclang-rt-14-dev) and Go 1.23 for the Go peers
+#          libFuzzer for tests/fuzz/: libclang-rt-14-dev), Go 1.23 for the Go peers, and python3
+#          and gnuplot-nox for loadtest/bench's report and charts
 #   ci     test + the aarch64 cross toolchain and qemu-user-static for the arm64 test stage
 #
 # Idempotent and quiet: when every package of the chosen set is installed it prints nothing and
@@ -18,14 +19,14 @@ set_name=${1:-build}
 build_pkgs=(g++ cmake ninja-build pkg-config git ca-certificates liburing-dev libasio-dev
   libspdlog-dev libfmt-dev libcli11-dev nlohmann-json3-dev)
 test_pkgs=(libgtest-dev libgmock-dev googletest libbenchmark-dev clang libclang-rt-14-dev
-  golang-1.23-go procps iproute2 netcat-openbsd)
+  golang-1.23-go procps iproute2 netcat-openbsd python3 gnuplot-nox)
 ci_pkgs=(g++-aarch64-linux-gnu qemu-user-static)
 
 case "$set_name" in
   build) want=("${build_pkgs[@]}") ;;
   test) want=("${build_pkgs[@]}" "${test_pkgs[@]}") ;;
   ci) want=("${build_pkgs[@]}" "${test_pkgs[@]}" "${ci_pkgs[@]}") ;;
-  -h | --help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  -h | --help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
   *) echo "install-deps: unknown set '$set_name' (build, test or ci)" >&2; exit 2 ;;
 esac
 

@@ -35,14 +35,15 @@
 # machine's speed lands on all of them alike. A server that cannot start (gl_echo --poller io_uring
 # in a build without that backend) is reported as not run. An error in the client (a line came back
 # wrong, a connection died) fails the whole bench. Nothing is left running: a trap kills the server.
+# shellcheck disable=SC2034,SC2154 # lib.sh's globals: lib_prog is read there, the rest set there
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
 repo_root="$(cd "$here/../.." && pwd -P)"
-invocation="$0"
-for a in "$@"; do
-  if [[ "$a" =~ ^[A-Za-z0-9_./=:,+-]+$ ]]; then invocation+=" $a"; else invocation+=" ${a@Q}"; fi
-done
+lib_prog=bench.sh
+# shellcheck source=SCRIPTDIR/../lib.sh
+. "$here/../lib.sh"
+invocation="$(quote_command "$0" "$@")"
 
 build="$repo_root/build/release"
 floor_bin=""
@@ -61,11 +62,6 @@ out="$here/results/latest.md"
 strict=0
 quiet_wait=600
 max_foreign=10
-
-die() {
-  echo "bench.sh: $*" >&2
-  exit 1
-}
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -86,7 +82,7 @@ while [ $# -gt 0 ]; do
     --quiet-wait) quiet_wait="${2:?--quiet-wait needs seconds}"; shift 2 ;;
     --max-foreign) max_foreign="${2:?--max-foreign needs a percentage}"; shift 2 ;;
     --strict) strict=1; shift ;;
-    -h|--help) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,/^# shellcheck/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument '$1' (see --help)" ;;
   esac
 done
@@ -115,14 +111,8 @@ work="$(mktemp -d)"
 server_pid=""
 client_pid=""
 stop_server() {
-  if [ -n "$server_pid" ]; then
-    kill -TERM "$server_pid" 2>/dev/null || true
-    # A server that ignores SIGTERM for 5 s gets SIGKILL.
-    for _ in $(seq 50); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-    server_pid=""
-  fi
+  stop_pid "$server_pid"
+  server_pid=""
 }
 # The client runs in the background and the script `wait`s for it, so a signal is handled at once
 # (bash runs traps only between foreground commands), and the trap ends the client too.
@@ -131,65 +121,19 @@ trap 'exit 130' INT TERM
 
 # Starts server $1 pinned; sets server_pid and port, or returns 1 with the reason in $work/why.
 start_server() {
-  local name="$1" log="$work/server.out"
-  : >"$log"
-  case "$name" in
-    floor) taskset -c "$server_cpu" "$floor_bin" --port 0 >"$log" 2>&1 & ;;
-    io_uring) taskset -c "$server_cpu" "$gl_bin" --port 0 --poller io_uring >"$log" 2>&1 & ;;
-    epoll) taskset -c "$server_cpu" "$gl_bin" --port 0 --poller epoll >"$log" 2>&1 & ;;
+  local cmd=()
+  case "$1" in
+    floor) cmd=("$floor_bin" --port 0) ;;
+    io_uring) cmd=("$gl_bin" --port 0 --poller io_uring) ;;
+    epoll) cmd=("$gl_bin" --port 0 --poller epoll) ;;
   esac
-  server_pid=$!
-  for _ in $(seq 100); do
-    port="$(sed -n 's/.*listening on port \([0-9]*\).*/\1/p' "$log" | head -1)"
-    [ -n "$port" ] && return 0
-    if ! kill -0 "$server_pid" 2>/dev/null; then
-      wait "$server_pid" 2>/dev/null || true
-      server_pid=""
-      tr '\n' ' ' <"$log" >"$work/why"
-      return 1
-    fi
-    sleep 0.05
-  done
-  stop_server
-  echo "did not print its port within 5 s" >"$work/why"
-  return 1
-}
-
-# Busy percent of CPU $1 over $2 seconds (user+nice+system+irq+softirq, as the client counts).
-cpu_busy_percent() {
-  local a b
-  a="$(grep "^cpu$1 " /proc/stat)"
-  sleep "$2"
-  b="$(grep "^cpu$1 " /proc/stat)"
-  awk -v a="$a" -v b="$b" 'BEGIN {
-    split(a, x); split(b, y)
-    busy = (y[2]+y[3]+y[4]+y[7]+y[8]) - (x[2]+x[3]+x[4]+x[7]+x[8])
-    all = busy + (y[5]+y[6]+y[9]) - (x[5]+x[6]+x[9])
-    printf "%.1f", (all > 0 ? 100 * busy / all : 0) }'
-}
-
-# Other tenants of the server's CPU count as the server's (and a busy client CPU changes the load):
-# waits until both CPUs are idle, up to --quiet-wait seconds. Sets `quiet` to yes, or to what it saw.
-wait_quiet() {
-  local deadline=$((SECONDS + quiet_wait)) s c warned=0
-  for (( ; ; )); do
-    s="$(cpu_busy_percent "$server_cpu" 1)"
-    c="$(cpu_busy_percent "$client_cpu" 1)"
-    if awk -v s="$s" -v c="$c" 'BEGIN { exit !(s < 5 && c < 5) }'; then
-      quiet=yes
-      return
-    fi
-    if [ "$SECONDS" -ge "$deadline" ]; then
-      quiet="no (cpu$server_cpu $s%, cpu$client_cpu $c% busy)"
-      echo "bench.sh: warning: the machine stayed busy; running anyway: $quiet" >&2
-      return
-    fi
-    if [ "$warned" -eq 0 ]; then
-      echo "bench.sh: waiting for idle CPUs (cpu$server_cpu $s%, cpu$client_cpu $c% busy)" >&2
-      warned=1
-    fi
-    sleep 4
-  done
+  if ! launch_and_read_port "$work/server.out" 's/.*listening on port \([0-9]*\).*/\1/p' \
+    taskset -c "$server_cpu" "${cmd[@]}"; then
+    echo "$launch_why" >"$work/why"
+    return 1
+  fi
+  server_pid="$launched_pid"
+  port="$launched_port"
 }
 
 results="$work/results.tsv"  # server, rep, then the client's key=value line
@@ -203,7 +147,7 @@ for ((rep = 0; rep < reps; rep++)); do
     name="${server_list[$(((i + rep) % n))]}"
     [ -z "${unavailable[$name]:-}" ] || continue
     for try in 1 2 3; do
-      wait_quiet
+      wait_quiet "$quiet_wait" 1 "$server_cpu" "$client_cpu"
       if ! start_server "$name"; then
         unavailable[$name]="$(cat "$work/why")"
         echo "bench.sh: $name: not run: ${unavailable[$name]}" >&2
@@ -240,14 +184,7 @@ for name in "${!unavailable[@]}"; do
   printf '%s\tunavailable\t%s\n' "$name" "${unavailable[$name]}" >>"$results"
 done
 
-machine_model="$(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -1)"
-machine_cpus="$(nproc --all)"
-hypervisor="$(lscpu | sed -n 's/^Hypervisor vendor:[[:space:]]*//p' | head -1)"
-kernel="$(uname -r)"
-compiler="$(${CXX:-g++} --version | head -1)"
-liburing="$(pkg-config --modversion liburing 2>/dev/null || echo unknown)"
-commit="$(git -C "$repo_root" rev-parse --short HEAD 2>/dev/null || echo unknown)"
-dirty="$(git -C "$repo_root" status --porcelain 2>/dev/null | grep -q . && echo ' (with local changes)' || true)"
+describe_machine "$repo_root"
 
 mkdir -p "$(dirname "$out")"
 export servers server_cpu client_cpu conns size pipeline duration warmup reps machine_model \
