@@ -111,8 +111,10 @@ work="$(mktemp -d)"
 server_pid=""
 client_pid=""
 stop_server() {
-  stop_pid "$server_pid"
+  # launched_pid: a server started but whose port was not read yet (server_pid is set after).
+  stop_pid "${server_pid:-${launched_pid:-}}"
   server_pid=""
+  launched_pid=""
 }
 # The client runs in the background and the script `wait`s for it, so a signal is handled at once
 # (bash runs traps only between foreground commands), and the trap ends the client too.
