@@ -27,25 +27,9 @@
 #include <string>
 
 #include "loadtest/load/histogram.h"
+#include "loadtest/load/proc_stat.h"
 
 namespace greenline::load {
-
-struct CpuSample {
-  uint64_t busy_jiffies = 0;
-  uint64_t idle_jiffies = 0;
-  uint64_t steal_jiffies = 0;
-};
-
-// Reads /proc/stat's line for CPU `cpu`; nullopt if it cannot.
-std::optional<CpuSample> ReadCpuSample(int cpu);
-// utime + stime of /proc/PID/stat in clock ticks; nullopt if the process is gone.
-std::optional<uint64_t> ReadProcessJiffies(int pid);
-// VmRSS and VmHWM of /proc/PID/status in bytes; nullopt if the process is gone.
-struct RssSample {
-  uint64_t rss_bytes = 0;
-  uint64_t peak_bytes = 0;
-};
-std::optional<RssSample> ReadRss(int pid);
 
 class WindowProbe {
  public:

@@ -42,10 +42,11 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
-#include <sstream>
+#include <optional>
 #include <string>
 #include <vector>
+
+#include "loadtest/load/proc_stat.h"
 
 namespace {
 
@@ -63,52 +64,9 @@ struct Flags {
   int stat_pid = -1;
 };
 
-// One /proc/stat cpuN sample, in jiffies (USER_HZ).
-struct CpuSample {
-  uint64_t busy = 0;   // user + nice + system + irq + softirq
-  uint64_t idle = 0;   // idle + iowait
-  uint64_t steal = 0;  // time the hypervisor gave this vCPU's turn to someone else
-};
-
-bool ReadCpuStat(int cpu, CpuSample* out) {
-  std::ifstream in("/proc/stat");
-  std::string want = "cpu" + std::to_string(cpu), line;
-  while (std::getline(in, line)) {
-    std::istringstream fields(line);
-    std::string name;
-    fields >> name;
-    if (name != want) continue;
-    // user nice system idle iowait irq softirq steal guest guest_nice
-    uint64_t v[10] = {};
-    for (uint64_t& x : v) fields >> x;
-    out->busy = v[0] + v[1] + v[2] + v[5] + v[6];
-    out->idle = v[3] + v[4];
-    out->steal = v[7];
-    return true;
-  }
-  return false;
-}
-
-// utime + stime of process `pid` (all its threads), in jiffies; -1 if it cannot be read.
-int64_t ReadProcJiffies(int pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string text;
-  if (!std::getline(in, text)) return -1;
-  // The command name (field 2) may hold spaces and parentheses: fields restart after the last ')'.
-  size_t close = text.rfind(')');
-  if (close == std::string::npos) return -1;
-  std::istringstream fields(text.substr(close + 2));
-  std::string field;
-  int64_t utime = -1, stime = -1;
-  for (int i = 3; fields >> field; ++i) {  // field 3 is the state
-    if (i == 14) utime = std::stoll(field);
-    if (i == 15) {
-      stime = std::stoll(field);
-      break;
-    }
-  }
-  return utime < 0 || stime < 0 ? -1 : utime + stime;
-}
+using greenline::load::CpuSample;
+using greenline::load::ReadCpuSample;
+using greenline::load::ReadProcessJiffies;
 
 // The content of line `seq` of connection `conn`: "<seq> <conn> " in fixed-width decimal, then
 // letters that also depend on seq, then LF (truncated from the left part when size is small).
@@ -287,8 +245,8 @@ int Client::Run() {
   conns_.resize(static_cast<size_t>(f_.conns));
   if (!Connect(addr, addr_len)) return 1;
 
-  CpuSample cpu_start, cpu_end;
-  int64_t proc_start = -1, proc_end = -1;
+  std::optional<CpuSample> cpu_start, cpu_end;
+  std::optional<uint64_t> proc_start, proc_end;
   const auto t0 = Clock::now();
   const auto window_start =
       t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(f_.warmup));
@@ -305,15 +263,15 @@ int Client::Run() {
     if (!in_window && now >= window_start) {
       // Both edges: the CPU sample first, then the line count and the clock, all between two
       // batches of events, so nothing is counted on one side and not the other.
-      if (f_.stat_cpu >= 0) ReadCpuStat(f_.stat_cpu, &cpu_start);
-      if (f_.stat_pid >= 0) proc_start = ReadProcJiffies(f_.stat_pid);
+      cpu_start = ReadCpuSample(f_.stat_cpu);
+      proc_start = ReadProcessJiffies(f_.stat_pid);
       lines_at_start = total_lines_;
       measured_start = Clock::now();
       in_window = true;
     }
     if (in_window && now >= window_end) {
-      if (f_.stat_cpu >= 0) ReadCpuStat(f_.stat_cpu, &cpu_end);
-      if (f_.stat_pid >= 0) proc_end = ReadProcJiffies(f_.stat_pid);
+      cpu_end = ReadCpuSample(f_.stat_cpu);
+      proc_end = ReadProcessJiffies(f_.stat_pid);
       lines_at_end = total_lines_;
       measured_end = Clock::now();
       break;
@@ -361,15 +319,15 @@ int Client::Run() {
                            static_cast<double>(lines)
                      : 0.0;
   };
-  if (f_.stat_cpu >= 0) {
-    const uint64_t busy = cpu_end.busy - cpu_start.busy;
+  if (cpu_start && cpu_end) {
+    const uint64_t busy = cpu_end->busy_jiffies - cpu_start->busy_jiffies;
     printf(" cpu=%d clk_tck=%ld busy_jiffies=%" PRIu64 " idle_jiffies=%" PRIu64
            " steal_jiffies=%" PRIu64 " ns_per_line=%.1f",
-           f_.stat_cpu, tck, busy, cpu_end.idle - cpu_start.idle, cpu_end.steal - cpu_start.steal,
-           per_line(busy));
+           f_.stat_cpu, tck, busy, cpu_end->idle_jiffies - cpu_start->idle_jiffies,
+           cpu_end->steal_jiffies - cpu_start->steal_jiffies, per_line(busy));
   }
-  if (f_.stat_pid >= 0 && proc_start >= 0 && proc_end >= 0) {
-    const auto proc = static_cast<uint64_t>(proc_end - proc_start);
+  if (proc_start && proc_end) {
+    const uint64_t proc = *proc_end - *proc_start;
     printf(" proc_jiffies=%" PRIu64 " proc_ns_per_line=%.1f", proc, per_line(proc));
   }
   printf("\n");
@@ -399,8 +357,7 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 1 << 30));
   CLI11_PARSE(app, argc, argv);
   if (f.stat_cpu >= 0) {
-    CpuSample probe;
-    if (!ReadCpuStat(f.stat_cpu, &probe)) {
+    if (!ReadCpuSample(f.stat_cpu)) {
       fprintf(stderr, "echo_client: no cpu%d line in /proc/stat\n", f.stat_cpu);
       return 2;
     }

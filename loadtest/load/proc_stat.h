@@ -1,0 +1,32 @@
+// proc_stat.h: the /proc readings the load clients take at a measured window's edges. Shared by
+// greenline-load (report.h's WindowProbe) and netpoll_bench's echo client.
+//   - /proc/stat's `cpuN` line: busy = user + nice + system + irq + softirq (guest time is inside
+//     user and nice already), idle = idle + iowait, steal apart (the hypervisor ran someone else:
+//     not work this CPU did);
+//   - /proc/PID/stat utime + stime (every thread of the process);
+//   - /proc/PID/status VmRSS and VmHWM.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+
+namespace greenline::load {
+
+struct CpuSample {
+  uint64_t busy_jiffies = 0;
+  uint64_t idle_jiffies = 0;
+  uint64_t steal_jiffies = 0;
+};
+
+// Reads /proc/stat's line for CPU `cpu`; nullopt if it cannot.
+std::optional<CpuSample> ReadCpuSample(int cpu);
+// utime + stime of /proc/PID/stat in clock ticks; nullopt if the process is gone.
+std::optional<uint64_t> ReadProcessJiffies(int pid);
+// VmRSS and VmHWM of /proc/PID/status in bytes; nullopt if the process is gone.
+struct RssSample {
+  uint64_t rss_bytes = 0;
+  uint64_t peak_bytes = 0;
+};
+std::optional<RssSample> ReadRss(int pid);
+
+}  // namespace greenline::load
