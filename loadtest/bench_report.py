@@ -79,6 +79,7 @@ def figures(res):
         "window": res.get("window_seconds"),
         "server_util": get(res, "server_cpu", "utilization"),
         "cpu_ms_per_1000": None,
+        "kernel_ms_per_1000": None,
         "client_util": get(res, "client_cpu", "utilization"),
         "peak_rss": get(res, "server", "peak_rss_bytes"),
         "foreign_pct": None,
@@ -89,6 +90,9 @@ def figures(res):
         ns = res["server_cpu"]["ns_per_unit"] * 1000
     if ns is not None:
         f["cpu_ms_per_1000"] = ns / 1e6
+    kns = get(res, "server_cpu", "kernel_ns_per_unit")
+    if kns is not None:
+        f["kernel_ms_per_1000"] = kns / 1e3
     for k in ("p50", "p90", "p99", "p999", "max", "mean"):
         f[k] = get(res, "latency_us", k)
     busy = get(res, "server_cpu", "busy_jiffies")
@@ -315,7 +319,7 @@ def echo_summary(data, scenario):
         fs = [r["figures"] for r in rs]
         row = {"runs": len(rs)}
         for k in ("per_second", "p50", "p90", "p99", "p999", "max", "cpu_ms_per_1000",
-                  "server_util", "client_util", "peak_rss", "foreign_pct"):
+                  "kernel_ms_per_1000", "server_util", "client_util", "peak_rss", "foreign_pct"):
             row[k] = med([f.get(k) for f in fs])
         row["per_second_min"] = min(f["per_second"] for f in fs)
         row["per_second_max"] = max(f["per_second"] for f in fs)
@@ -391,6 +395,9 @@ def chat_summary(data, scenario):
                 "rep": rep, "rate": t,
                 "greenline_cpu": g[t]["figures"]["cpu_ms_per_1000"],
                 "go_cpu": o[t]["figures"]["cpu_ms_per_1000"],
+                # The kernel's part of each (system calls, the network stack's softirq work).
+                "greenline_kernel": g[t]["figures"].get("kernel_ms_per_1000"),
+                "go_kernel": o[t]["figures"].get("kernel_ms_per_1000"),
                 "greenline_per_second": g[t]["figures"]["per_second"],
                 "go_per_second": o[t]["figures"]["per_second"],
                 "ratio": ratio(o[t]["figures"]["cpu_ms_per_1000"], g[t]["figures"]["cpu_ms_per_1000"]),
@@ -444,8 +451,10 @@ def goals(data, echo, chat, idle):
         # machine's speed drifts +-10% over minutes, and pairing cancels most of it.
         r = med([ratio(c, p["rep_cpu"].get(rep)) for rep, c in gl["rep_cpu"].items()])
         r = r if r is not None else ratio(gl["cpu_ms_per_1000"], p["cpu_ms_per_1000"])
-        g.append(goal(text, "PASS" if r <= limit else "MISS",
-                      f"{r:.2f}x ({gl['cpu_ms_per_1000']:.2f} vs {p['cpu_ms_per_1000']:.2f} ms per 1,000 lines)"))
+        m = f"{r:.2f}x ({gl['cpu_ms_per_1000']:.2f} vs {p['cpu_ms_per_1000']:.2f} ms per 1,000 lines"
+        if gl.get("kernel_ms_per_1000") is not None and p.get("kernel_ms_per_1000") is not None:
+            m += f"; of which the kernel's {gl['kernel_ms_per_1000']:.2f} vs {p['kernel_ms_per_1000']:.2f}"
+        g.append(goal(text, "PASS" if r <= limit else "MISS", m + ")"))
     text = "echo 64 B, 100 conns, saturated: greenline throughput >= 1.25x Go's"
     p = e.get("go", {})
     if not gl.get("runs") or not p.get("runs"):
@@ -519,10 +528,20 @@ def goals(data, echo, chat, idle):
         else:
             r = med([1 / x["ratio"] for x in com if x["ratio"]])
             rates = ", ".join(f"{x['rate']:g}" for x in com)
-            g.append(goal(text2, "PASS" if r is not None and r <= 0.67 else "MISS",
-                          f"{r:.2f}x at the highest per-user rate both passed ({rates} msg/s per user; "
-                          f"{med([x['greenline_cpu'] for x in com]):.3f} vs "
-                          f"{med([x['go_cpu'] for x in com]):.3f} ms per 1,000 deliveries)"))
+            go_cpu = med([x["go_cpu"] for x in com])
+            m = (f"{r:.2f}x at the highest per-user rate both passed ({rates} msg/s per user; "
+                 f"{med([x['greenline_cpu'] for x in com]):.3f} vs {go_cpu:.3f} ms per 1,000 "
+                 f"deliveries)")
+            gk = med([x.get("greenline_kernel") for x in com])
+            ok = med([x.get("go_kernel") for x in com])
+            if gk is not None and ok is not None:
+                m += f"; of which the kernel's: {gk:.3f} vs {ok:.3f} ms"
+                if r is not None and r > 0.67 and gk > 0.67 * go_cpu:
+                    # The budget is below the kernel's own work for greenline's sends: no change
+                    # to greenline's code but fewer, larger sends could meet it.
+                    m += (f"; the goal's budget, {0.67 * go_cpu:.3f} ms, is below greenline's "
+                          f"kernel time alone")
+            g.append(goal(text2, "PASS" if r is not None and r <= 0.67 else "MISS", m))
     return g
 
 
@@ -673,7 +692,8 @@ def echo_section(sc, rows, settings):
     if sc == "echo-open":
         title += f" ({float(settings['open_rate']):,.0f} lines/s)"
     header = ["server", "runs", "lines/s (min-max)", "bound", "p50", "p90", "p99", "p99.9", "max",
-              "server CPU ms / 1,000 lines", "server CPU", "client CPU", "peak RSS MiB",
+              "server CPU ms / 1,000 lines", "of which kernel", "server CPU", "client CPU",
+              "peak RSS MiB",
               "CPU/line vs greenline", "lines/s vs greenline", "p99 vs greenline"]
     body = []
     for s, r in rows.items():
@@ -687,7 +707,8 @@ def echo_section(sc, rows, settings):
             label(s), r["runs"],
             f"{num(r['per_second'])} ({num(r['per_second_min'])}-{num(r['per_second_max'])}){note}",
             r["bound"], fmt_us(r["p50"]), fmt_us(r["p90"]), fmt_us(r["p99"]), fmt_us(r["p999"]),
-            fmt_us(r["max"]), num(r["cpu_ms_per_1000"], 2), pct(r["server_util"]),
+            fmt_us(r["max"]), num(r["cpu_ms_per_1000"], 2), num(r["kernel_ms_per_1000"], 2),
+            pct(r["server_util"]),
             pct(r["client_util"]), num((r["peak_rss"] or 0) / 2**20, 1),
             rx(r["ratio_cpu_ms_per_1000"]), rx(r["ratio_per_second"]), rx(r["ratio_p99"])])
     return f"### {sc}: {title}\n\n" + md_table(header, body) + "\n"
@@ -720,11 +741,15 @@ def chat_section(sc, c, data, settings):
         out.append("CPU per delivery at the highest per-user rate both passed, per repetition: " + "; ".join(
             f"rep {x['rep']}: {x['rate']:g} msg/s per user, greenline {x['greenline_cpu']:.3f} vs Go "
             f"{x['go_cpu']:.3f} ms per 1,000 deliveries (Go/greenline {rx(x['ratio'])})"
+            + (f", of which the kernel's (system, softirq) {x['greenline_kernel']:.3f} vs "
+               f"{x['go_kernel']:.3f} ms" if x.get("greenline_kernel") is not None
+               and x.get("go_kernel") is not None else "")
             for x in c["common"]) + ".\n")
     steps = [r for r in data.kept if r["scenario"] == sc]
     steps.sort(key=lambda r: (r["rep"], r["server"], r["step"]))
     header = ["rep", "server", "step", "msg/s per user", "deliveries/s", "lost", "dup", "reord",
-              "p50", "p99", "server CPU", "client CPU", "ms / 1,000 deliveries", "verdict"]
+              "p50", "p99", "server CPU", "client CPU", "ms / 1,000 deliveries",
+              "of which kernel", "verdict"]
     body = []
     for r in steps:
         f = r["figures"] or {}
@@ -733,7 +758,7 @@ def chat_section(sc, c, data, settings):
                      num(f.get("per_second")), ex.get("lost", ""), ex.get("duplicated", ""),
                      ex.get("reordered", ""), fmt_us(f.get("p50")), fmt_us(f.get("p99")),
                      pct(f.get("server_util")), pct(f.get("client_util")),
-                     num(f.get("cpu_ms_per_1000"), 3),
+                     num(f.get("cpu_ms_per_1000"), 3), num(f.get("kernel_ms_per_1000"), 3),
                      r["verdict"] + (f": {r['reason']}" if r["reason"] else "")])
     out.append("<details><summary>every step</summary>\n\n" + md_table(header, body) + "\n\n</details>\n")
     return "\n".join(out)
@@ -820,7 +845,9 @@ def cmd_report(a):
         f"pinned to cpu{settings['client_cpu']} with `--threads 1` and the same settings for every "
         f"server. Server CPU = busy time of cpu{settings['server_cpu']} in /proc/stat (user + nice + "
         f"system + irq + softirq) over the measured window, sampled by the client at the window's "
-        f"edges; client CPU = the client's own getrusage. **bound**: `server` = server CPU >= 95% and "
+        f"edges; **of which kernel** = its system + irq + softirq part (system calls and the "
+        f"network stack, on loopback the receiving side's TCP work too: a server lowers it only "
+        f"by making fewer, larger sends); client CPU = the client's own getrusage. **bound**: `server` = server CPU >= 95% and "
         f"client CPU < 95% (the throughput is the server's capacity); `client` = the client's core "
         f"was the limit (compare CPU per line, not lines/s); `neither` = a load below both. "
         f"Figures are medians over {settings['reps']} repetition(s), servers interleaved and their "

@@ -24,6 +24,7 @@ std::optional<CpuSample> ReadCpuSample(int cpu) {
     }
     CpuSample s;
     s.busy_jiffies = v[0] + v[1] + v[2] + v[5] + v[6];
+    s.user_jiffies = v[0] + v[1];
     s.idle_jiffies = v[3] + v[4];
     s.steal_jiffies = v[7];
     return s;

@@ -1,8 +1,9 @@
 // proc_stat.h: the /proc readings the load clients take at a measured window's edges. Shared by
 // greenline-load (report.h's WindowProbe) and netpoll_bench's echo client.
 //   - /proc/stat's `cpuN` line: busy = user + nice + system + irq + softirq (guest time is inside
-//     user and nice already), idle = idle + iowait, steal apart (the hypervisor ran someone else:
-//     not work this CPU did);
+//     user and nice already), of which user = user + nice (the rest is the kernel's: syscalls,
+//     and the softirq work of the network stack), idle = idle + iowait, steal apart (the
+//     hypervisor ran someone else: not work this CPU did);
 //   - /proc/PID/stat utime + stime (every thread of the process);
 //   - /proc/PID/status VmRSS and VmHWM.
 #pragma once
@@ -14,6 +15,7 @@ namespace greenline::load {
 
 struct CpuSample {
   uint64_t busy_jiffies = 0;
+  uint64_t user_jiffies = 0;  // the part of busy_jiffies spent in user mode
   uint64_t idle_jiffies = 0;
   uint64_t steal_jiffies = 0;
 };

@@ -85,13 +85,17 @@ void WindowProbe::AddTo(nlohmann::json& out, uint64_t units, double window_secon
     if (cpu_start_ && cpu_end_) {
       uint64_t busy = cpu_end_->busy_jiffies - cpu_start_->busy_jiffies;
       uint64_t idle = cpu_end_->idle_jiffies - cpu_start_->idle_jiffies;
+      uint64_t user = cpu_end_->user_jiffies - cpu_start_->user_jiffies;
       s["busy_jiffies"] = busy;
+      s["user_jiffies"] = user;
       s["idle_jiffies"] = idle;
       s["steal_jiffies"] = cpu_end_->steal_jiffies - cpu_start_->steal_jiffies;
       s["utilization"] = busy + idle > 0 ? Num(static_cast<double>(busy) / (busy + idle)) : nullptr;
       double per = units > 0 ? busy * ns_per_tick / units : NAN;
       s["ns_per_unit"] = Num(per);
       s["ns_per_1000_units"] = Num(per * 1000);
+      // The kernel's share (system, irq, softirq): lowered only by fewer, larger sends.
+      s["kernel_ns_per_unit"] = Num(units > 0 ? (busy - user) * ns_per_tick / units : NAN);
     } else {
       s["error"] = "cannot read cpu" + std::to_string(stat_cpu_) + " in /proc/stat";
     }
@@ -216,6 +220,10 @@ void Report::PrintText(std::FILE* out) const {
         std::fprintf(out, ", %s per %s (%s per 1000)",
                      FormatNanos(s["ns_per_unit"].get<double>()).c_str(), one.c_str(),
                      FormatNanos(s["ns_per_1000_units"].get<double>()).c_str());
+        if (!s["kernel_ns_per_unit"].is_null()) {
+          std::fprintf(out, ", of which kernel %s",
+                       FormatNanos(s["kernel_ns_per_unit"].get<double>()).c_str());
+        }
       }
       std::fprintf(out, "\n");
     }

@@ -12,8 +12,9 @@
 // bracket exactly the work counted (a script sampling in parallel could not align them better than
 // its own wake-ups). It reads:
 //   - /proc/stat's `cpuN` line for --stat-cpu N (the server's pinned CPU): busy = user + nice +
-//     system + irq + softirq (guest time is inside user and nice already), idle = idle + iowait,
-//     steal apart (the hypervisor ran someone else: not work this CPU did);
+//     system + irq + softirq (guest time is inside user and nice already), split into user
+//     (user + nice) and the kernel's rest, idle = idle + iowait, steal apart (the hypervisor ran
+//     someone else: not work this CPU did);
 //   - the client's own CPU time, getrusage(RUSAGE_SELF), user + system;
 //   - for --server-pid P: /proc/P/stat utime + stime over the window (the process-only cross
 //     check), and at Stop() /proc/P/status VmRSS and VmHWM (the peak RSS).

@@ -218,6 +218,11 @@ TEST(LoadEchoTest, StatCpuAndServerPidReportServerFigures) {
   EXPECT_LE(cpu["utilization"].get<double>(), 1.0);
   EXPECT_GT(cpu["ns_per_unit"].get<double>(), 0.0);
   EXPECT_DOUBLE_EQ(cpu["ns_per_1000_units"].get<double>(), 1000 * cpu["ns_per_unit"].get<double>());
+  // The user/kernel split: user ticks are a part of the busy ones, the kernel's rate the rest.
+  uint64_t busy = cpu["busy_jiffies"].get<uint64_t>(), user = cpu["user_jiffies"].get<uint64_t>();
+  EXPECT_LE(user, busy);
+  EXPECT_NEAR(cpu["kernel_ns_per_unit"].get<double>() / cpu["ns_per_unit"].get<double>(),
+              static_cast<double>(busy - user) / static_cast<double>(busy), 1e-9);
   const auto& server = r.json["server"];
   ASSERT_TRUE(server.is_object()) << r.Describe();
   EXPECT_EQ(server["pid"], s.pid());
