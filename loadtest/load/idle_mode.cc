@@ -41,8 +41,8 @@
 // Report: units "connections" (opened), the window is the connect phase (so per_second is the
 // connect rate, and --stat-cpu's server CPU is per connection established), latency is connect
 // latency. Extra: conns_opened, connect_per_second, sample_ok, sample_checked, rss_before_bytes,
-// rss_after_bytes, rss_per_conn_bytes (null when no RSS source was given), source_addrs,
-// nofile_limit.
+// rss_after_bytes, rss_per_conn_bytes (null when no RSS source was given or it could not be read
+// after the connects: rss_error says why), source_addrs, nofile_limit.
 //
 // Rejected: an asio read kept pending on every held connection to notice a close as it happens (an
 // operation and its state per connection, and a running event loop that the RSS figure of the
@@ -543,7 +543,12 @@ int RunIdle(IdleOptions opt, const CommonOptions& common) {
   std::this_thread::sleep_for(std::chrono::duration<double>(kSettleSeconds));
   // -1: unknown (a plain value: GCC 12 sees a maybe-uninitialized optional through the JSON code).
   int64_t rss_after = -1;
-  if (rss_before) rss_after = static_cast<int64_t>(read_rss().value_or(uint64_t(-1)));
+  if (rss_before) {
+    rss_why.clear();
+    rss_after = static_cast<int64_t>(read_rss().value_or(uint64_t(-1)));
+    // The run goes on (the sample still counts); the report says why the growth is missing.
+    if (rss_after < 0) std::fprintf(stderr, "greenline-load idle: %s\n", rss_why.c_str());
+  }
   std::this_thread::sleep_until(Clock::time_point(std::chrono::nanoseconds(hold_end.load())));
   phase.store(2);
 
@@ -664,6 +669,7 @@ int RunIdle(IdleOptions opt, const CommonOptions& common) {
                   {"rss_before_bytes", rss_before ? nlohmann::json(*rss_before) : null},
                   {"rss_after_bytes", rss_after >= 0 ? nlohmann::json(rss_after) : null},
                   {"rss_per_conn_bytes", have_rss ? nlohmann::json(per_conn) : null},
+                  {"rss_error", rss_why.empty() ? null : nlohmann::json(rss_why)},
                   {"rss_source", !opt.metrics_url.empty() ? "metrics"
                                  : common.server_pid > 0  ? "pid"
                                                           : "none"},

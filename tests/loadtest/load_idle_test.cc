@@ -50,8 +50,9 @@ TEST(LoadIdleTest, ReadsTheServersRssFromMetrics) {
   const nlohmann::json& extra = r.json["extra"];
   EXPECT_EQ(extra["rss_source"], "metrics");
   EXPECT_GT(extra["rss_before_bytes"].get<uint64_t>(), 1u << 20) << r.Describe();  // a live process
-  EXPECT_TRUE(extra["rss_per_conn_bytes"].is_number());
-  EXPECT_EQ(extra["sample_ok"], 10);
+  EXPECT_TRUE(extra["rss_per_conn_bytes"].is_number()) << r.Describe();
+  EXPECT_TRUE(extra["rss_error"].is_null()) << r.Describe();
+  EXPECT_EQ(extra["sample_ok"], 10) << r.Describe();
 }
 
 TEST(LoadIdleTest, ConnectionsTheServerRefusesAreErrorsByKind) {
