@@ -35,8 +35,8 @@ RUN apt-get update \
   && apt-get clean && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin \
   && useradd --system --uid 10001 --user-group --no-create-home --home-dir /nonexistent \
     --shell /usr/sbin/nologin greenline
-COPY --from=build /src/build/release/server/greenline /src/build/release/loadtest/load/greenline-load \
-  /usr/local/bin/
+COPY --from=build /src/build/release/server/greenline \
+  /src/build/release/loadtest/load/greenline-load /usr/local/bin/
 COPY deploy/healthcheck.sh /usr/local/bin/greenline-healthcheck
 # Numeric, so that Kubernetes' runAsNonRoot can check it without reading /etc/passwd.
 USER 10001:10001

@@ -112,9 +112,10 @@ cleanup() {
       while read -r p; do umount -l "$p"; done
     say "  stopped the dockerd we started (pid $dockerd_pid)"
   else
+    # Our image (with the untagged layers under it), then the build stage's image, which is left
+    # dangling, and the base images we imported or pulled.
     docker rmi "$image" >/dev/null 2>&1
-    # The build stage's images (untagged) and the base images we imported or pulled.
-    for id in $(docker images -a -q --no-trunc | sort -u); do
+    for id in $(docker images -q --no-trunc --filter dangling=true | sort -u); do
       grep -qx "$id" <<<"$images_before" || docker rmi "$id" >/dev/null 2>&1
     done
     for id in "${made_images[@]}"; do docker rmi "$id" >/dev/null 2>&1; done
@@ -160,6 +161,8 @@ free_ports() {
   fail "no three free ports from $1"
 }
 
+mbytes() { docker image inspect -f '{{.Size}}' "$1" | awk '{printf "%.0f MB", $1 / 1e6}'; }
+
 show_log() {
   echo "smoke:   --- docker logs $1 (last 30 lines)"
   docker logs --tail 30 "$1" 2>&1 | sed 's/^/smoke:   | /'
@@ -182,7 +185,8 @@ run_server() {
 wait_healthy() {
   local name=$1 status
   for _ in $(seq 1 120); do
-    status=$(docker inspect -f '{{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{end}}' "$name")
+    status=$(docker inspect "$name" \
+      -f '{{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{end}}')
     case $status in
       "running healthy") return 0 ;;
       running*) sleep 0.5 ;;
@@ -217,7 +221,9 @@ echo_check() {
   local port=$1 sent=$work/echo.sent got=$work/echo.got
   printf 'hello greenline\r\nsecond line, LF only\n' >"$sent"
   nc -N -w 5 127.0.0.1 "$port" <"$sent" >"$got" || true
-  cmp -s "$sent" "$got" || fail "echo on port $port: sent $(od -c "$sent" | head -2 | tr -s ' '), got $(od -c "$got" | head -2 | tr -s ' ')"
+  cmp -s "$sent" "$got" ||
+    fail "echo on port $port: sent $(od -c "$sent" | tr -s ' ' | head -2), got $(od -c "$got" |
+      tr -s ' ' | head -2)"
 }
 
 # Starts a chat user: nc in the background reading the fifo $work/$2.in (held open on fd $3),
@@ -268,8 +274,13 @@ else
     kill -0 "$dockerd_pid" 2>/dev/null || { tail -n 20 "$work/dockerd.log"; fail "dockerd exited"; }
     sleep 0.5
   done
-  docker info >/dev/null 2>&1 || { tail -n 20 "$work/dockerd.log"; fail "dockerd did not answer in 30s"; }
-  say "  started dockerd $(docker version -f '{{.Server.Version}}') (pid $dockerd_pid, data in $work)"
+  if ! docker info >/dev/null 2>&1; then
+    tail -n 20 "$work/dockerd.log"
+    fail "dockerd did not answer in 30s"
+  fi
+  dockerd_pid=$(cat "$work/docker.pid" 2>/dev/null || echo "$dockerd_pid")
+  say "  started dockerd $(docker version -f '{{.Server.Version}}')" \
+    "(pid $dockerd_pid, data in $work)"
 fi
 say "  engine: cgroup $(docker info -f '{{.CgroupVersion}}' 2>/dev/null || echo '?'), seccomp" \
   "$(docker info -f '{{.SecurityOptions}}' | grep -q seccomp && echo on || echo OFF)"
@@ -316,7 +327,8 @@ Suites: bookworm-security
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 SRC
-  rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/cache/apt/*.bin "$root"/var/lib/apt/lists/*
+  rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/cache/apt/*.bin \
+    "$root"/var/lib/apt/lists/*
   rootfs_tar=${cache:-$work}/bookworm-minbase.tar
   [ -n "$cache" ] && mkdir -p "$cache"
   tar -C "$root" -cf "$rootfs_tar" .
@@ -351,7 +363,7 @@ for base in debian:bookworm debian:bookworm-slim; do
     rm -rf "$slim"
   fi
   made_images+=("$base")
-  say "  $base: imported ($(docker image inspect -f '{{.Size}}' "$base" | awk '{printf "%.0f MB", $1/1e6}'))"
+  say "  $base: imported ($(mbytes "$base"))"
 done
 if [ -z "${GREENLINE_SMOKE_CACHE:-}" ] && [ -n "$rootfs_tar" ]; then rm -f "$rootfs_tar"; fi
 
@@ -362,8 +374,7 @@ if ! docker build --network host -t "$image" . >"$work/build.log" 2>&1; then
   tail -n 40 "$work/build.log"
   fail "docker build failed"
 fi
-size=$(docker image inspect -f '{{.Size}}' "$image" | awk '{printf "%.0f MB", $1/1e6}')
-ok "built $image in $(($(date +%s) - t0))s, $size"
+ok "built $image in $(($(date +%s) - t0))s, $(mbytes "$image")"
 compilers=$(docker run --rm --entrypoint /bin/sh "$image" -c \
   'for c in cc gcc g++ c++ clang cmake; do command -v $c; done; true')
 [ -z "$compilers" ] || fail "the image has build tools: $compilers"
@@ -378,16 +389,20 @@ base_a=$(free_ports 17100)
 a=$project-uring
 run_server "$a" "$base_a" --security-opt "seccomp=deploy/seccomp-io_uring.json"
 wait_healthy "$a"
-ok "$a healthy (HEALTHCHECK: $(docker inspect -f '{{(index .State.Health.Log 0).Output}}' "$a" | head -n1))"
+ok "$a healthy (HEALTHCHECK: $(docker inspect -f '{{(index .State.Health.Log 0).Output}}' "$a" |
+  head -n1))"
 echo_check "$base_a"
 ok "echo round trip on :$base_a, byte for byte"
 chat_port=$((base_a + 1))
 chat_connect "$chat_port" alice 7
-chat_expect alice "* welcome to greenline chat: you are guest-1 in #lobby (/help lists the commands)"
+welcome="* welcome to greenline chat: you are guest-%d in #lobby (/help lists the commands)"
+# shellcheck disable=SC2059 # the format is ours
+chat_expect alice "$(printf "$welcome" 1)"
 echo "/nick alice" >&7
 chat_expect alice "* guest-1 is now known as alice"
 chat_connect "$chat_port" bob 8
-chat_expect bob "* welcome to greenline chat: you are guest-2 in #lobby (/help lists the commands)"
+# shellcheck disable=SC2059
+chat_expect bob "$(printf "$welcome" 2)"
 echo "/nick bob" >&8
 chat_expect alice "* guest-2 is now known as bob"
 echo "hello bob, from alice" >&7
@@ -449,8 +464,10 @@ else
   c=$project-cpus1
   run_server "$c" "$base_c" --cpus=1 --security-opt "seccomp=deploy/seccomp-io_uring.json"
   line=$(wait_log "$c" 'runtime: [0-9]+ workers')
+  # shellcheck disable=SC2016 # expanded by the container's shell
   quota=$(docker exec "$c" /bin/sh -c 'cd /sys/fs/cgroup && if [ -e cpu/cpu.cfs_quota_us ]; then
-      echo "cgroup v1 cpu.cfs_quota_us $(cat cpu/cpu.cfs_quota_us) / cpu.cfs_period_us $(cat cpu/cpu.cfs_period_us)";
+      echo "cgroup v1 cpu.cfs_quota_us $(cat cpu/cpu.cfs_quota_us)" \
+        "/ cpu.cfs_period_us $(cat cpu/cpu.cfs_period_us)"
     else echo "cgroup v2 cpu.max $(cat cpu.max)"; fi' 2>/dev/null || echo "quota files not visible")
   say "  --cpus=1: $quota"
   [[ $line == *"runtime: 1 workers (cgroup quota 1)"* ]] || fail "--cpus=1: $line"
@@ -492,7 +509,9 @@ if ! compose --profile load run -T --rm load >"$work/load.log" 2>&1; then
   tail -n 20 "$work/load.log"
   fail "the load profile's greenline-load failed"
 fi
-ok "--profile load: greenline-load: $(grep -m1 -E 'lines/s|Requests/sec|lines' "$work/load.log" | tr -s ' ')"
+rate=$(grep -m1 '/sec:' "$work/load.log" || true)
+errors=$(grep -m1 '^Errors:' "$work/load.log" || true)
+ok "--profile load: greenline-load against the server service: $rate, $errors"
 compose stop -t 15 server >/dev/null 2>&1
 code=$(docker inspect -f '{{.State.ExitCode}}' "$d")
 [ "$code" = 0 ] || { show_log "$d"; fail "compose stop: exit status $code"; }
