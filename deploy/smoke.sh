@@ -17,7 +17,8 @@
 #   [4/7] shutdown: it ran as uid 10001, not root; `docker stop` ends it with exit status 0
 #         within the server's 5s grace, and a connected chat user is told "* server shutting down"
 #   [5/7] workers follow --cpus: --cpus=1 (cgroup v1: cpu.cfs_quota_us 100000 / cpu.cfs_period_us
-#         100000) gives 1 worker in the log and in /metrics (greenline_workers)
+#         100000) gives 1 worker in the log and in /metrics (greenline_workers); that container
+#         also runs as deploy/k8s does (read-only root filesystem, every capability dropped)
 #   [6/7] compose: `docker-compose -f deploy/compose.yaml config` validates (Debian 12's Compose
 #         v1), `up` brings the server up with its seccomp profile and published ports, the `load`
 #         profile's greenline-load runs against it, `stop` ends it with status 0
@@ -73,7 +74,8 @@ compose_up=0
 # Left by dockerd outside its data and exec roots: removed at the end if they were not there
 # (listed children first). The cgroup directories are the cgroupfs driver's parents ("docker").
 created_paths=()
-for p in /etc/docker/key.json /etc/docker /run/docker/plugins /run/docker; do
+for p in /etc/docker/key.json /etc/docker /run/docker/plugins /run/docker /run/containerd/s \
+  /run/containerd; do
   [ -e "$p" ] || created_paths+=("$p")
 done
 for c in /sys/fs/cgroup/*/; do
@@ -462,7 +464,9 @@ if [ "$cpus" -lt 2 ]; then
 else
   base_c=$(free_ports $((base_b + 10)))
   c=$project-cpus1
-  run_server "$c" "$base_c" --cpus=1 --security-opt "seccomp=deploy/seccomp-io_uring.json"
+  # Also as deploy/k8s/deployment.yaml runs it: read-only root, no capabilities, no setuid.
+  run_server "$c" "$base_c" --cpus=1 --security-opt "seccomp=deploy/seccomp-io_uring.json" \
+    --read-only --cap-drop ALL --security-opt no-new-privileges
   line=$(wait_log "$c" 'runtime: [0-9]+ workers')
   # shellcheck disable=SC2016 # expanded by the container's shell
   quota=$(docker exec "$c" /bin/sh -c 'cd /sys/fs/cgroup && if [ -e cpu/cpu.cfs_quota_us ]; then
@@ -479,7 +483,7 @@ else
     sleep 0.1
   done
   [ "$metric" = "greenline_workers 1" ] || fail "--cpus=1: /metrics says '$metric'"
-  ok "--cpus=1: /metrics: $metric"
+  ok "--cpus=1: /metrics: $metric (read-only root, no capabilities, as in deploy/k8s)"
   docker stop -t 15 "$c" >/dev/null
 fi
 
