@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Installs what greenline needs from Debian 12 packages, and nothing when all of it is there.
 #
-#   deploy/install-deps.sh [build|test|ci]
+#   deploy/install-deps.sh [build|test|docker|ci]
 #
 #   build  compilers, CMake, Ninja and the libraries the server links (the default)
 #   test   build + GoogleTest, Google Benchmark, clang 14 with its sanitizer runtimes (TSan, and
 #          libFuzzer for tests/fuzz/: libclang-rt-14-dev), Go 1.23 for the Go peers, and python3
 #          and gnuplot-nox for loadtest/bench's report and charts
-#   ci     test + the aarch64 cross toolchain and qemu-user-static for the arm64 test stage
+#   docker what deploy/smoke.sh needs (alone: the image builds its own compilers): the Docker
+#          engine and CLI (docker.io), Compose v1 (docker-compose), debootstrap for base images
+#          when no registry answers, jq, netcat and ss
+#   ci     test + docker + the aarch64 cross toolchain and qemu-user-static for the arm64 stage
 #
 # Idempotent and quiet: when every package of the chosen set is installed it prints nothing and
 # touches nothing. Go 1.23 comes from bookworm-backports, the newest Go Debian 12 offers; the suite
@@ -20,14 +23,16 @@ build_pkgs=(g++ cmake ninja-build pkg-config git ca-certificates liburing-dev li
   libspdlog-dev libfmt-dev libcli11-dev nlohmann-json3-dev)
 test_pkgs=(libgtest-dev libgmock-dev googletest libbenchmark-dev clang libclang-rt-14-dev
   golang-1.23-go procps iproute2 netcat-openbsd python3 gnuplot-nox)
+docker_pkgs=(docker.io docker-compose debootstrap jq netcat-openbsd iproute2)
 ci_pkgs=(g++-aarch64-linux-gnu qemu-user-static)
 
 case "$set_name" in
   build) want=("${build_pkgs[@]}") ;;
   test) want=("${build_pkgs[@]}" "${test_pkgs[@]}") ;;
-  ci) want=("${build_pkgs[@]}" "${test_pkgs[@]}" "${ci_pkgs[@]}") ;;
-  -h | --help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-  *) echo "install-deps: unknown set '$set_name' (build, test or ci)" >&2; exit 2 ;;
+  docker) want=("${docker_pkgs[@]}") ;;
+  ci) want=("${build_pkgs[@]}" "${test_pkgs[@]}" "${docker_pkgs[@]}" "${ci_pkgs[@]}") ;;
+  -h | --help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  *) echo "install-deps: unknown set '$set_name' (build, test, docker or ci)" >&2; exit 2 ;;
 esac
 
 missing=()
