@@ -455,8 +455,12 @@ class ChatHandler {
             return DisconnectReason::kQuit;
           }
           // A read full of short lines into a big room is thousands of deliveries: let this
-          // worker's other goroutines (and its poller) run between lines now and then.
-          if (lines % 32 == 0) Yield();
+          // worker's other goroutines (and its poller) run between lines now and then. Counted
+          // across reads: a sender that keeps the socket full never parks in Read.
+          if (++since_yield_ == 32) {
+            since_yield_ = 0;
+            Yield();
+          }
         }
         counters.LinesReceived(lines);
         if (st == proto::LineFramer::Status::kTooLong) {
@@ -556,6 +560,7 @@ class ChatHandler {
   const Config& cfg_;
   TokenBucket bucket_;
   Clock::time_point last_limited_notice_{};
+  int since_yield_ = 0;  // lines handled since this goroutine last yielded
 };
 
 }  // namespace
@@ -577,11 +582,17 @@ void ServeChat(Server& server, net::Conn conn) {
         std::string why = reason == DisconnectReason::kQuit ? quit_reason : std::string();
         hub.Exit(&client, why, reason == DisconnectReason::kShutdown);
       }
-      // What is queued goes out (the goodbye, the shutdown notice, "! internal error") for up to
-      // two seconds; then the socket closes, which also ends a writer stuck on a full socket.
+      // What is queued goes out (the goodbye, "! internal error", and at shutdown everything
+      // accepted before it and the notice) for up to two seconds, or at shutdown until the flush
+      // deadline; then the socket closes, which also ends a writer stuck on a full socket.
       client.outbox.Close();
       if (writer) {
-        Select(RecvCase(client.writer_done), RecvCase(After(std::chrono::seconds(2))));
+        auto wait = std::chrono::steady_clock::duration(std::chrono::seconds(2));
+        if (client.stopping()) {
+          wait = std::max(client.flush_by() - std::chrono::steady_clock::now(),
+                          std::chrono::steady_clock::duration::zero());
+        }
+        Select(RecvCase(client.writer_done), RecvCase(After(wait)));
       }
       if (reason == DisconnectReason::kError || reason == DisconnectReason::kTooSlow) {
         conn.Close();  // nobody to tell, or nobody listening

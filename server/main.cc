@@ -143,7 +143,11 @@ void Serve(const Config& cfg) {
   // /healthz turns 503 and every session is told at once; a connection the accept loops hand over
   // from now on is refused by Register.
   int64_t at_start = server.Active();
-  server.BeginShutdown();
+  // Queued output has until a little before the deadline (a quarter of the grace, at most a
+  // second, is left for the lingering closes that follow), so every connection can still close
+  // cleanly within the grace period.
+  server.BeginShutdown(deadline - std::min<std::chrono::steady_clock::duration>(
+                                      cfg.shutdown_grace / 4, std::chrono::seconds(1)));
   if (echo.valid()) echo.Close();
   if (chat.valid()) chat.Close();
   loops.Wait();

@@ -23,12 +23,12 @@ void Server::Unregister(Session* s) {
   sessions_.erase(s);
 }
 
-void Server::BeginShutdown() {
+void Server::BeginShutdown(std::chrono::steady_clock::time_point flush_by) {
   std::lock_guard<Mutex> lock(mu_);
   if (shutting_down_.exchange(true, std::memory_order_acq_rel)) return;
   // Under mu_: a session unregisters (and may be destroyed) only after taking mu_, so every
   // pointer here is alive while we call Stop, which returns at once.
-  for (Session* s : sessions_) s->Stop();
+  for (Session* s : sessions_) s->Stop(flush_by);
 }
 
 bool Server::WaitSessions(std::chrono::steady_clock::time_point deadline) {

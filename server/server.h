@@ -27,9 +27,9 @@ class ChatHub;
 class Session {
  public:
   virtual ~Session() = default;
-  // Asks the connection to finish: deliver what is queued, then close. Any goroutine; returns at
-  // once.
-  virtual void Stop() = 0;
+  // Asks the connection to finish: deliver what is queued by `flush_by`, then close. Any
+  // goroutine; returns at once.
+  virtual void Stop(std::chrono::steady_clock::time_point flush_by) = 0;
 };
 
 class Server {
@@ -60,8 +60,9 @@ class Server {
   bool ShuttingDown() const { return shutting_down_.load(std::memory_order_acquire); }
   std::atomic<bool>& shutting_down_flag() { return shutting_down_; }
 
-  // Marks the server as shutting down and stops every registered session. Once.
-  void BeginShutdown();
+  // Marks the server as shutting down and stops every registered session, which have until
+  // `flush_by` to deliver what they have queued. Once.
+  void BeginShutdown(std::chrono::steady_clock::time_point flush_by);
   // Waits until every session has unregistered, and every goroutine counted by Detached has
   // ended, or `deadline` passes; true if all finished.
   bool WaitSessions(std::chrono::steady_clock::time_point deadline);

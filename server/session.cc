@@ -29,13 +29,13 @@ void ConnSession::Finish(DisconnectReason reason) {
                DisconnectReasonName(reason));
 }
 
-void ConnSession::Stop() {
+void ConnSession::Stop(std::chrono::steady_clock::time_point flush_by) {
+  flush_by_.store(flush_by.time_since_epoch().count(), std::memory_order_release);
   stopping_.store(true, std::memory_order_seq_cst);
   OnStop();
-  auto now = std::chrono::steady_clock::now();
-  // A handler blocked writing to a client that does not read gets a second to finish.
-  conn_.SetWriteDeadline(now + std::chrono::seconds(1));
-  conn_.SetReadDeadline(now);
+  // What is queued goes out until flush_by; a client that does not read by then is given up on.
+  conn_.SetWriteDeadline(flush_by);
+  conn_.SetReadDeadline(std::chrono::steady_clock::now());
 }
 
 void ConnSession::LogPanic(const PanicValue& value) {

@@ -15,8 +15,9 @@
 namespace greenline::server {
 
 // One connection's Session. Stop() marks it stopping, wakes its reader with a read deadline in
-// the past and gives a writer a second; a reader checks stopping() after moving its own deadline
-// (IdleTimer::Touch), so a Stop racing with that move is never lost.
+// the past and gives a writer until the shutdown's flush deadline; a reader checks stopping()
+// after moving its own deadline (IdleTimer::Touch), so a Stop racing with that move is never
+// lost.
 class ConnSession : public Session {
  public:
   ConnSession(Server& server, net::Conn conn, Service service);
@@ -27,8 +28,13 @@ class ConnSession : public Session {
   // Unregisters and counts the disconnect. The connection must be closed (or about to be).
   void Finish(DisconnectReason reason);
 
-  void Stop() override;
+  void Stop(std::chrono::steady_clock::time_point flush_by) override;
   bool stopping() const { return stopping_.load(std::memory_order_seq_cst); }
+  // Once stopping(): when what is queued must have gone out.
+  std::chrono::steady_clock::time_point flush_by() const {
+    return std::chrono::steady_clock::time_point(
+        std::chrono::steady_clock::duration(flush_by_.load(std::memory_order_acquire)));
+  }
 
   // At error level: service, goroutine id, peer, panic value, and where it was raised. Call from
   // the deferred call that recovered it.
@@ -49,6 +55,7 @@ class ConnSession : public Session {
  private:
   std::string peer_;
   std::atomic<bool> stopping_{false};
+  std::atomic<std::chrono::steady_clock::rep> flush_by_{0};
   bool registered_ = false;
 };
 

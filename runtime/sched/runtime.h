@@ -38,7 +38,8 @@ struct Options {
   bool sigquit_dump = true;
   // Which netpoller backend the workers wait in.
   PollerKind poller = PollerKind::kAuto;
-  // A goroutine executing longer than this without yielding is reported once by the monitor.
+  // A goroutine executing longer than this without yielding is reported once by the monitor (at
+  // most one report a second, for all goroutines together).
   int64_t long_run_warning_ns = 10'000'000;
 };
 

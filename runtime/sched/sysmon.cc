@@ -41,7 +41,11 @@ struct Observation {
   bool reported = false;
 };
 
-void ReportLongRun(Sched* s, Worker* w, uint64_t goid, int64_t ran_ns) {
+// At most one long-run report a second: a server whose handlers all run long would otherwise log a
+// backtrace per goroutine. The next report says how many were left out.
+constexpr int64_t kLongRunReportEveryNs = 1'000'000'000;
+
+void ReportLongRun(Sched* s, Worker* w, uint64_t goid, int64_t ran_ns, uint64_t left_out) {
   uintptr_t pcs[64];
   int n = 0;
   uint64_t captured = 0;
@@ -53,10 +57,12 @@ void ReportLongRun(Sched* s, Worker* w, uint64_t goid, int64_t ran_ns) {
   Logf(LogLevel::kWarn,
        "runtime: goroutine %llu has run for %lld ms on worker %d without yielding; scheduling is "
        "cooperative, so %s (call greenline::Yield() in long loops, or use greenline::Blocking() "
-       "for blocking calls)%s",
+       "for blocking calls)%s%s",
        static_cast<unsigned long long>(goid), static_cast<long long>(ran_ns / 1'000'000), w->id,
        s->nworkers > 1 ? "idle workers are taking the goroutines queued behind it"
                        : "goroutines queued behind it wait (one worker)",
+       left_out == 0 ? ""
+                     : (" [" + std::to_string(left_out) + " more since the last report]").c_str(),
        trace.c_str());
 }
 
@@ -65,6 +71,8 @@ void MonitorLoop(Sched* s) {
   std::vector<Observation> seen(s->nworkers);
   int64_t threshold = s->options.long_run_warning_ns;
   int64_t next_scavenge = Nanotime() + 500'000'000;
+  int64_t last_report = 0;
+  uint64_t left_out = 0;  // long runs not reported since last_report
   std::unique_lock<std::mutex> lock(g_mon_mu);
   for (;;) {
     bool all_idle = s->npidle.load(std::memory_order_relaxed) == s->nworkers;
@@ -97,8 +105,15 @@ void MonitorLoop(Sched* s) {
       if (now - o.since < threshold) continue;
       if (!o.reported && threshold > 0) {
         o.reported = true;
+        if (last_report != 0 && now - last_report < kLongRunReportEveryNs) {
+          ++left_out;
+          continue;
+        }
+        last_report = now;
+        uint64_t n = left_out;
+        left_out = 0;
         lock.unlock();
-        ReportLongRun(s, w, goid, now - o.since);
+        ReportLongRun(s, w, goid, now - o.since, n);
         lock.lock();
         if (g_mon_stop) return;
       }

@@ -283,6 +283,31 @@ TEST_P(E2E, ChatCommands) {
   EXPECT_EQ(a.c.ReadLine(), "* bob left #lobby (off to lunch)");
 }
 
+TEST_P(E2E, ChatOverlongLineIsRefusedAndCloses) {
+  ServerProcess s(Args({"--max-line=100"}));
+  ASSERT_TRUE(s.ok());
+  User a = Enter(s.chat_port());
+  User b = EnterSeenBy(s.chat_port(), {&a});
+  ASSERT_TRUE(a.c.Send(std::string(100, 'a') + "\r\n"));  // at the limit: delivered
+  EXPECT_EQ(b.c.ReadLine(), "[#lobby] " + a.nick + ": " + std::string(100, 'a'));
+  ASSERT_TRUE(a.c.Send(std::string(101, 'b') + "\n"));
+  EXPECT_EQ(a.c.ReadLine(), "! line too long (max 100 bytes)");
+  EXPECT_TRUE(a.c.ReadToEof().has_value());
+  EXPECT_EQ(b.c.ReadLine(), "* " + a.nick + " left #lobby");
+  ExpectNothingPending(b);  // nothing of the overlong line reached the room
+}
+
+TEST_P(E2E, ChatHalfCloseDeliversPendingRepliesThenCloses) {
+  ServerProcess s(Args());
+  ASSERT_TRUE(s.ok());
+  User a = Enter(s.chat_port());
+  ASSERT_TRUE(a.c.Send("/who\n/rooms\n"));
+  a.c.ShutdownWrite();
+  EXPECT_EQ(a.c.ReadLine(), "* #lobby: " + a.nick);
+  EXPECT_EQ(a.c.ReadLine(), "* rooms: #lobby(1)");
+  EXPECT_EQ(a.c.ReadToEof(), "");
+}
+
 TEST_P(E2E, ChatTelnetNegotiationIsRefusedAndStripped) {
   ServerProcess s(Args());
   ASSERT_TRUE(s.ok());
@@ -515,6 +540,41 @@ TEST_P(E2E, GracefulShutdownNotifiesFlushesAndExitsZero) {
   EXPECT_EQ(s.Wait(10s), 0) << s.Output();
   EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
   EXPECT_NE(s.Output().find("shutting down"), std::string::npos);
+}
+
+TEST_P(E2E, GracefulShutdownDeliversABacklogQueuedBeforeIt) {
+  // 6 MB queued for a reader that is not reading when SIGTERM comes, more than the kernel's socket
+  // buffers hold (about 3 MB here): the server must keep writing after the signal, until the
+  // grace period's flush deadline, not give up after a moment. (A long grace: sanitizer builds
+  // are slow readers.)
+  ServerProcess s(Args({"--chat-rate=0", "--out-queue=64MiB", "--shutdown-grace=10s"}));
+  ASSERT_TRUE(s.ok());
+  User reader = Enter(s.chat_port());
+  User sender = EnterSeenBy(s.chat_port(), {&reader});
+  constexpr int kLines = 6000;
+  const std::string payload(1000, 'q');
+  std::string burst;
+  for (int i = 0; i < kLines; ++i) burst += std::to_string(i) + " " + payload + "\n";
+  // The server reads it all (nothing is written back to the sender, the queue has room). Lines
+  // are handled in order: the sender's /who answer means every line was queued.
+  ASSERT_TRUE(sender.c.Send(burst + "/who\n"));
+  sender.c.SetTimeout(30s);
+  auto who = sender.c.ReadLine();
+  ASSERT_TRUE(who) << "the sender's lines were not all handled";
+  ASSERT_EQ(who->rfind("* #lobby: ", 0), 0u) << *who;
+  auto start = std::chrono::steady_clock::now();
+  s.Signal(SIGTERM);
+  std::this_thread::sleep_for(1500ms);  // the reader looks away for a while
+  reader.c.SetTimeout(10s);
+  for (int i = 0; i < kLines; ++i) {
+    auto l = reader.c.ReadLine();
+    ASSERT_TRUE(l) << "line " << i << " of " << kLines << " lost at shutdown";
+    ASSERT_EQ(*l, "[#lobby] " + sender.nick + ": " + std::to_string(i) + " " + payload);
+  }
+  EXPECT_EQ(reader.c.ReadLine(), "* server shutting down");
+  EXPECT_EQ(reader.c.ReadToEof(), "");
+  EXPECT_EQ(s.Wait(15s), 0) << s.Output();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 10s);
 }
 
 TEST_P(E2E, SecondSignalExitsAtOnce) {
