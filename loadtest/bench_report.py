@@ -536,11 +536,14 @@ def goals(data, echo, chat, idle):
             ok = med([x.get("go_kernel") for x in com])
             if gk is not None and ok is not None:
                 m += f"; of which the kernel's: {gk:.3f} vs {ok:.3f} ms"
-                if r is not None and r > 0.67 and gk > 0.67 * go_cpu:
-                    # The budget is below the kernel's own work for greenline's sends: no change
-                    # to greenline's code but fewer, larger sends could meet it.
-                    m += (f"; the goal's budget, {0.67 * go_cpu:.3f} ms, is below greenline's "
-                          f"kernel time alone")
+                budget = 0.67 * go_cpu
+                if r is not None and r > 0.67 and gk > 1.05 * budget:
+                    # Clearly over (ticks of 10 ms make a few % of noise): trimming greenline's
+                    # user-space work alone cannot meet the goal.
+                    m += (f"; the goal's budget, {budget:.3f} ms, is below greenline's kernel "
+                          f"time alone")
+                elif r is not None and r > 0.67 and gk > 0.95 * budget:
+                    m += f"; greenline's kernel time alone is about the goal's budget, {budget:.3f} ms"
             g.append(goal(text2, "PASS" if r is not None and r <= 0.67 else "MISS", m))
     return g
 
@@ -846,8 +849,8 @@ def cmd_report(a):
         f"server. Server CPU = busy time of cpu{settings['server_cpu']} in /proc/stat (user + nice + "
         f"system + irq + softirq) over the measured window, sampled by the client at the window's "
         f"edges; **of which kernel** = its system + irq + softirq part (system calls and the "
-        f"network stack, on loopback the receiving side's TCP work too: a server lowers it only "
-        f"by making fewer, larger sends); client CPU = the client's own getrusage. **bound**: `server` = server CPU >= 95% and "
+        f"network stack, on loopback the receiving side's TCP work too: mostly the sends "
+        f"themselves, plus the server's own polls and wake-ups); client CPU = the client's own getrusage. **bound**: `server` = server CPU >= 95% and "
         f"client CPU < 95% (the throughput is the server's capacity); `client` = the client's core "
         f"was the limit (compare CPU per line, not lines/s); `neither` = a load below both. "
         f"Figures are medians over {settings['reps']} repetition(s), servers interleaved and their "

@@ -141,7 +141,14 @@ class ChatClient final : public ConnSession {
   ChatRoom* room = nullptr;  // under the hub's mutex
 
  protected:
-  void OnStop() override { Send(std::string(proto::kShutdownLine)); }
+  void OnStop() override {
+    // Already cut off (too slow, a failed write): it keeps its past deadline and gets no notice.
+    if (cut()) {
+      conn_.SetWriteDeadline(Clock::now());
+      return;
+    }
+    Send(std::string(proto::kShutdownLine));
+  }
 };
 
 void ChatClient::WriterLoop() {

@@ -143,11 +143,14 @@ void Serve(const Config& cfg) {
   // /healthz turns 503 and every session is told at once; a connection the accept loops hand over
   // from now on is refused by Register.
   int64_t at_start = server.Active();
-  // Queued output has until a little before the deadline (a quarter of the grace, at most a
-  // second, is left for the lingering closes that follow), so every connection can still close
-  // cleanly within the grace period.
-  server.BeginShutdown(deadline - std::min<std::chrono::steady_clock::duration>(
-                                      cfg.shutdown_grace / 4, std::chrono::seconds(1)));
+  // Queued output has until a little before the deadline: a quarter of the grace (at least 600
+  // ms, for the 500 ms lingering closes that follow; at most 1 s; never over half the grace) is
+  // kept back, so connections can still close cleanly within the grace period.
+  using Duration = std::chrono::steady_clock::duration;
+  const Duration grace = cfg.shutdown_grace;
+  const Duration reserve = std::min(std::max<Duration>(grace / 4, std::chrono::milliseconds(600)),
+                                    std::min<Duration>(std::chrono::seconds(1), grace / 2));
+  server.BeginShutdown(deadline - reserve);
   if (echo.valid()) echo.Close();
   if (chat.valid()) chat.Close();
   loops.Wait();

@@ -32,9 +32,10 @@ void ConnSession::Finish(DisconnectReason reason) {
 void ConnSession::Stop(std::chrono::steady_clock::time_point flush_by) {
   flush_by_.store(flush_by.time_since_epoch().count(), std::memory_order_release);
   stopping_.store(true, std::memory_order_seq_cst);
-  OnStop();
   // What is queued goes out until flush_by; a client that does not read by then is given up on.
+  // Before OnStop: a cut-off it (or one before it) makes keeps its own, earlier deadline.
   conn_.SetWriteDeadline(flush_by);
+  OnStop();
   conn_.SetReadDeadline(std::chrono::steady_clock::now());
 }
 

@@ -44,8 +44,8 @@ class ConnSession : public Session {
   Server& server() const { return server_; }
 
  protected:
-  // For subclasses that must do more on Stop (chat's goodbye notice); runs before the reader is
-  // woken.
+  // For subclasses that must do more on Stop (chat's goodbye notice); runs after the write
+  // deadline moved to the flush deadline, before the reader is woken.
   virtual void OnStop() {}
 
   Server& server_;

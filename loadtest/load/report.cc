@@ -14,6 +14,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cinttypes>
 #include <cmath>
@@ -85,7 +86,8 @@ void WindowProbe::AddTo(nlohmann::json& out, uint64_t units, double window_secon
     if (cpu_start_ && cpu_end_) {
       uint64_t busy = cpu_end_->busy_jiffies - cpu_start_->busy_jiffies;
       uint64_t idle = cpu_end_->idle_jiffies - cpu_start_->idle_jiffies;
-      uint64_t user = cpu_end_->user_jiffies - cpu_start_->user_jiffies;
+      // Clamped: the counters are sampled one by one, so user may overtake busy by a tick.
+      uint64_t user = std::min(busy, cpu_end_->user_jiffies - cpu_start_->user_jiffies);
       s["busy_jiffies"] = busy;
       s["user_jiffies"] = user;
       s["idle_jiffies"] = idle;
@@ -94,7 +96,8 @@ void WindowProbe::AddTo(nlohmann::json& out, uint64_t units, double window_secon
       double per = units > 0 ? busy * ns_per_tick / units : NAN;
       s["ns_per_unit"] = Num(per);
       s["ns_per_1000_units"] = Num(per * 1000);
-      // The kernel's share (system, irq, softirq): lowered only by fewer, larger sends.
+      // The kernel's share (system, irq, softirq): mostly the sends and the network stack, and
+      // the server's own polls and wake-ups.
       s["kernel_ns_per_unit"] = Num(units > 0 ? (busy - user) * ns_per_tick / units : NAN);
     } else {
       s["error"] = "cannot read cpu" + std::to_string(stat_cpu_) + " in /proc/stat";

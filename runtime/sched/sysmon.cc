@@ -39,10 +39,12 @@ struct Observation {
   uint64_t tick = 0;
   int64_t since = 0;
   bool reported = false;
+  bool held_back = false;  // ran past the threshold while reports were rate-limited
 };
 
 // At most one long-run report a second: a server whose handlers all run long would otherwise log a
-// backtrace per goroutine. The next report says how many were left out.
+// backtrace per goroutine. A run held back is reported when the second is over if it still runs;
+// the next report counts those that ended first.
 constexpr int64_t kLongRunReportEveryNs = 1'000'000'000;
 
 void ReportLongRun(Sched* s, Worker* w, uint64_t goid, int64_t ran_ns, uint64_t left_out) {
@@ -62,7 +64,9 @@ void ReportLongRun(Sched* s, Worker* w, uint64_t goid, int64_t ran_ns, uint64_t 
        s->nworkers > 1 ? "idle workers are taking the goroutines queued behind it"
                        : "goroutines queued behind it wait (one worker)",
        left_out == 0 ? ""
-                     : (" [" + std::to_string(left_out) + " more since the last report]").c_str(),
+                     : (" [" + std::to_string(left_out) +
+                        " other long runs since the last report not reported]")
+                           .c_str(),
        trace.c_str());
 }
 
@@ -93,9 +97,12 @@ void MonitorLoop(Sched* s) {
       uint64_t tick = w->schedtick.load(std::memory_order_relaxed);
       uint64_t goid = w->cur_goid.load(std::memory_order_relaxed);
       if (goid == 0 || tick != o.tick) {
+        // A long run that ended before its report was due is counted in the next report.
+        if (o.held_back && !o.reported) ++left_out;
         o.tick = tick;
         o.since = now;
         o.reported = false;
+        o.held_back = false;
         continue;
       }
       if (now - o.since < kHandoffAfterNs) continue;
@@ -104,11 +111,11 @@ void MonitorLoop(Sched* s) {
       if (backlog) Wakep(s);
       if (now - o.since < threshold) continue;
       if (!o.reported && threshold > 0) {
-        o.reported = true;
         if (last_report != 0 && now - last_report < kLongRunReportEveryNs) {
-          ++left_out;
+          o.held_back = true;  // reported once the window has passed, if it still runs
           continue;
         }
+        o.reported = true;
         last_report = now;
         uint64_t n = left_out;
         left_out = 0;

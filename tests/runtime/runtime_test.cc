@@ -297,6 +297,53 @@ TEST(RunTest, TimingGoroutineThatDoesNotYieldIsReportedOnce) {
   EXPECT_EQ(reports, 1);
 }
 
+TEST(RunTest, TimingLongRunReportsAreAtMostOneASecondAndCountWhatTheyLeftOut) {
+  {
+    std::lock_guard<std::mutex> lock(g_log_mu);
+    g_log_lines.clear();
+  }
+  LogSink old = SetLogSink(&CaptureSink);
+  auto spin = [](std::chrono::milliseconds d) {
+    auto end = std::chrono::steady_clock::now() + d;
+    while (std::chrono::steady_clock::now() < end) {
+    }
+  };
+  std::vector<uint64_t> ids;
+  greenline::Run(
+      [&] {
+        // Two long runs one after the other: the first is reported, the second (within the same
+        // second, and over before it ends) is held back. A third, after the second has passed, is
+        // reported and counts the one left out.
+        for (auto pause : {0ms, 0ms, 1200ms}) {
+          Sleep(pause);
+          WaitGroup wg;
+          wg.Add(1);
+          ids.push_back(Go([&] {
+            spin(60ms);
+            wg.Done();
+          }));
+          wg.Wait();
+        }
+      },
+      Procs(2));
+  SetLogSink(old);
+  std::lock_guard<std::mutex> lock(g_log_mu);
+  std::vector<std::string> reports;
+  for (const auto& line : g_log_lines) {
+    if (line.find(" without yielding") != std::string::npos) reports.push_back(line);
+  }
+  ASSERT_EQ(reports.size(), 2u);
+  EXPECT_NE(reports[0].find("goroutine " + std::to_string(ids[0]) + " has run for"),
+            std::string::npos)
+      << reports[0];
+  EXPECT_NE(reports[1].find("goroutine " + std::to_string(ids[2]) + " has run for"),
+            std::string::npos)
+      << reports[1];
+  EXPECT_NE(reports[1].find("[1 other long runs since the last report not reported]"),
+            std::string::npos)
+      << reports[1];
+}
+
 TEST(RunTest, TimingQueueBehindAStuckGoroutineKeepsMoving) {
   // The spinner queues goroutines on its own worker, then never yields. They must run anyway: an
   // idle worker steals them (woken at once by wakep, or by the monitor).
