@@ -6,12 +6,19 @@
 
 namespace greenline::protocol {
 
-LineFramer::LineFramer(std::size_t max_line)
-    : max_line_(max_line),
-      buf_(new char[std::min(max_line + 2, kInitialCapacity)]),
-      capacity_(std::min(max_line + 2, kInitialCapacity)) {}
+LineFramer::LineFramer(std::size_t max_line) : max_line_(max_line), capacity_(0) {}
+
+void LineFramer::Trim() {
+  if (end_ != begin_ || buf_ == nullptr) return;
+  buf_.reset();
+  capacity_ = begin_ = scanned_ = end_ = 0;
+}
 
 std::span<char> LineFramer::Space() {
+  if (buf_ == nullptr) {
+    capacity_ = std::min(max_line_ + 2, kInitialCapacity);
+    buf_.reset(new char[capacity_]);
+  }
   // Shift the partial line to the front. Once per read at most, and only what is left after the
   // lines were taken out; in the common case (whole lines per read) nothing is left to move.
   if (begin_ > 0) {

@@ -24,9 +24,10 @@
 //     if (err) { Handle(framer.Rest()); break; }       // EOF: the unterminated tail, if any
 //   }
 //
-// Memory: the buffer starts small (kInitialCapacity, or less when max_line is smaller) and
-// doubles, up to max_line + 2, only when a partial line fills it. Chat lines are short, and a
-// server with 100,000 mostly idle connections should not pin a 4 KiB buffer for each of them.
+// Memory: there is no buffer until the first Space(); it starts small (kInitialCapacity, or less
+// when max_line is smaller) and doubles, up to max_line + 2, only when a partial line fills it, and
+// Trim() frees it while it holds nothing. Chat lines are short, and a server with 100,000 mostly
+// idle connections should not pin a buffer for each of them.
 //
 // Not thread-safe: one framer belongs to one connection's goroutine.
 #pragma once
@@ -69,9 +70,15 @@ class LineFramer {
   // n bytes were written at the start of the last Space() (n <= its size).
   void Commit(std::size_t n);
 
-  // The next complete line, if any. The views in *out stay valid until the next call to Space(),
-  // Commit() or Next().
+  // The next complete line, if any. The views in *out stay valid until the next call to Space()
+  // or Trim(): Next() moves no bytes, so the lines it returns between two Space() calls lie back
+  // to back in the buffer, each line's terminator followed by the next line (echo writes them
+  // back with one call, without copying).
   Status Next(Line* out);
+
+  // Frees the buffer if it holds no bytes (the next Space() allocates a small one again): for a
+  // connection going idle. Keeps it otherwise.
+  void Trim();
 
   // The bytes received but not yet returned as a line. After Next() returned kNeedMore, this is
   // the unterminated partial line (at most max_line + 1 bytes), which echo returns as is at EOF.
@@ -80,7 +87,8 @@ class LineFramer {
   // Rest().size().
   std::size_t Buffered() const { return end_ - begin_; }
 
-  // The buffer's current size; never more than max_line + 2.
+  // The buffer's current size (0 before the first Space() and after Trim()); never more than
+  // max_line + 2.
   std::size_t Capacity() const { return capacity_; }
 
   std::size_t max_line() const { return max_line_; }

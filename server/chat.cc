@@ -572,6 +572,13 @@ class ChatHandler {
 
 }  // namespace
 
+void StartChat(Server& server, net::Conn conn) {
+  Go([&server, conn] {
+    ServeChat(server, conn);
+    ConnDone(server);
+  });
+}
+
 void ServeChat(Server& server, net::Conn conn) {
   ChatHub& hub = *server.chat_hub;
   ChatClient client(server, conn);

@@ -124,6 +124,8 @@ class ChatHub {
 };
 
 // Serves one chat connection (goroutine per connection; see the top of this file).
+// StartFn (server.h): the connection's handler goroutine runs ServeChat.
+void StartChat(Server& server, net::Conn conn);
 void ServeChat(Server& server, net::Conn conn);
 
 }  // namespace greenline::server

@@ -1,5 +1,7 @@
 #include "server/echo.h"
 
+#include <memory>
+#include <optional>
 #include <span>
 #include <string>
 
@@ -13,85 +15,145 @@ namespace greenline::server {
 
 namespace {
 
-// Reads, echoes, and says why it stopped.
-DisconnectReason EchoLoop(Server& server, const net::Conn& conn, ConnSession& session) {
-  const Config& cfg = server.config();
-  ConnCounters counters(server.metrics(), Service::kEcho);
-  protocol::LineFramer framer(cfg.max_line);
-  IdleTimer idle(server, conn);
-  std::string out;
-  for (;;) {
-    idle.Touch();
-    if (session.stopping()) return DisconnectReason::kShutdown;
-    std::span<char> space = framer.Space();
-    auto [n, err] = conn.Read(space.data(), space.size());
-    if (n > 0) {
-      framer.Commit(n);
-      counters.Received(n);
-      out.clear();
-      uint64_t lines = 0;
-      protocol::LineFramer::Line line;
-      protocol::LineFramer::Status st;
-      while ((st = framer.Next(&line)) == protocol::LineFramer::Status::kLine) {
-        out.append(line.content);
-        out.append(line.terminator);
-        ++lines;
-      }
-      counters.LinesReceived(lines);
-      if (!out.empty()) {
-        if (auto w = conn.Write(out); w.err) {
-          // A write deadline is the idle deadline too: a client that never reads its replies.
-          if (!w.err.timeout()) return DisconnectReason::kError;
-          return session.stopping() ? DisconnectReason::kShutdown : DisconnectReason::kIdleTimeout;
+// One echo connection: everything it remembers between the steps of its hibernating goroutine.
+class EchoConn {
+ public:
+  EchoConn(Server& server, net::Conn conn)
+      : server_(server),
+        conn_(conn),
+        session_(server, conn, Service::kEcho),
+        counters_(server.metrics(), Service::kEcho),
+        framer_(server.config().max_line),
+        idle_(server, conn) {}
+
+  // One step: serves until the client has nothing more to say (then hibernates) or the connection
+  // ends (then closes it). A panic is recovered here, by the step's deferred call: logged, counted,
+  // and only this connection closes.
+  Resume Step() {
+    Resume next = Resume::Done();
+    bool done = true;
+    Frame([&](Defer& defer) {
+      defer([&] {
+        if (PanicValue v = Recover()) {
+          reason_ = DisconnectReason::kPanic;
+          session_.LogPanic(v);
+          done = true;
         }
-        counters.Sent(out.size(), lines);
+        if (done) Close();
+      });
+      bool first = !started_;
+      if (first) {
+        started_ = true;
+        if (!session_.Start()) {
+          reason_ = DisconnectReason::kShutdown;
+          return;
+        }
       }
-      if (st == protocol::LineFramer::Status::kTooLong) {
-        std::string msg = protocol::LineTooLongLine(cfg.max_line);
-        if (!conn.Write(msg).err) counters.Sent(msg.size(), 1);
-        return DisconnectReason::kLineTooLong;
+      if (std::optional<DisconnectReason> end = Serve(first, &next)) {
+        reason_ = *end;
+      } else {
+        done = false;
       }
-    }
-    if (err) {
-      if (err.eof()) {
-        // Half-close: an unterminated last line still comes back, then we close.
-        std::string_view rest = framer.Rest();
-        if (!rest.empty() && !conn.Write(rest).err) counters.Sent(rest.size(), 0);
-        return DisconnectReason::kEof;
+    });
+    return done ? Resume::Done() : next;
+  }
+
+  Server& server() const { return server_; }
+
+ private:
+  // Reads, echoes, and says why it stopped; or nothing, with *next set, when it is to hibernate.
+  // The idle deadline moves when a read brought something (and at the start), not when a step
+  // begins: a step woken by the deadline itself must see it passed.
+  std::optional<DisconnectReason> Serve(bool first, Resume* next) {
+    const Config& cfg = server_.config();
+    for (bool touch = first;; touch = true) {
+      if (touch) idle_.Touch();
+      if (session_.stopping()) return DisconnectReason::kShutdown;
+      std::span<char> space = framer_.Space();
+      auto [n, err] = conn_.TryRead(space.data(), space.size());
+      if (err.would_block()) {
+        framer_.Trim();  // nothing pending: no buffer while idle
+        *next = conn_.ResumeWhenReadable();
+        return std::nullopt;
       }
-      if (err.timeout()) {
-        return session.stopping() ? DisconnectReason::kShutdown : DisconnectReason::kIdleTimeout;
+      if (n > 0) {
+        framer_.Commit(n);
+        counters_.Received(n);
+        // The lines taken out lie back to back in the framer's buffer: one write, no copy.
+        const char* first = nullptr;
+        const char* last = nullptr;
+        uint64_t lines = 0;
+        protocol::LineFramer::Line line;
+        protocol::LineFramer::Status st;
+        while ((st = framer_.Next(&line)) == protocol::LineFramer::Status::kLine) {
+          if (first == nullptr) first = line.content.data();
+          last = line.terminator.data() + line.terminator.size();
+          ++lines;
+        }
+        counters_.LinesReceived(lines);
+        if (lines > 0) {
+          auto size = static_cast<size_t>(last - first);
+          if (auto w = conn_.Write(first, size); w.err) {
+            // A write deadline is the idle deadline too: a client that never reads its replies.
+            if (!w.err.timeout()) return DisconnectReason::kError;
+            return session_.stopping() ? DisconnectReason::kShutdown
+                                       : DisconnectReason::kIdleTimeout;
+          }
+          counters_.Sent(size, lines);
+        }
+        if (st == protocol::LineFramer::Status::kTooLong) {
+          std::string msg = protocol::LineTooLongLine(cfg.max_line);
+          if (!conn_.Write(msg).err) counters_.Sent(msg.size(), 1);
+          return DisconnectReason::kLineTooLong;
+        }
       }
-      return DisconnectReason::kError;
+      if (err) {
+        if (err.eof()) {
+          // Half-close: an unterminated last line still comes back, then we close.
+          std::string_view rest = framer_.Rest();
+          if (!rest.empty() && !conn_.Write(rest).err) counters_.Sent(rest.size(), 0);
+          return DisconnectReason::kEof;
+        }
+        if (err.timeout()) {
+          return session_.stopping() ? DisconnectReason::kShutdown : DisconnectReason::kIdleTimeout;
+        }
+        return DisconnectReason::kError;
+      }
     }
   }
-}
+
+  void Close() {
+    // After a reset there is nobody to tell; otherwise our last words (the reply to a half-close,
+    // "! line too long") must not be destroyed by an RST for input we did not read.
+    if (reason_ == DisconnectReason::kError) {
+      conn_.Close();
+    } else {
+      LingeringClose(conn_, &server_.metrics(), Service::kEcho);
+    }
+    session_.Finish(reason_);
+  }
+
+  Server& server_;
+  net::Conn conn_;
+  ConnSession session_;
+  ConnCounters counters_;
+  protocol::LineFramer framer_;
+  IdleTimer idle_;
+  bool started_ = false;
+  DisconnectReason reason_ = DisconnectReason::kError;
+};
 
 }  // namespace
 
-void ServeEcho(Server& server, net::Conn conn) {
-  ConnSession session(server, conn, Service::kEcho);
-  DisconnectReason reason = DisconnectReason::kError;
-  Frame([&](Defer& defer) {
-    defer([&] {
-      if (PanicValue v = Recover()) {
-        reason = DisconnectReason::kPanic;
-        session.LogPanic(v);
-      }
-      // After a reset there is nobody to tell; otherwise our last words (the reply to a half-close,
-      // "! line too long") must not be destroyed by an RST for input we did not read.
-      if (reason == DisconnectReason::kError) {
-        conn.Close();
-      } else {
-        LingeringClose(conn, &server.metrics(), Service::kEcho);
-      }
-      session.Finish(reason);
-    });
-    if (!session.Start()) {
-      reason = DisconnectReason::kShutdown;
-      return;
+void StartEcho(Server& server, net::Conn conn) {
+  GoHibernating([st = std::make_unique<EchoConn>(server, conn)]() mutable -> Resume {
+    Resume next = st->Step();
+    if (next.wait == nullptr) {
+      Server& s = st->server();
+      st.reset();  // the session is gone before the server may be
+      ConnDone(s);
     }
-    reason = EchoLoop(server, conn, session);
+    return next;
   });
 }
 

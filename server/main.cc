@@ -85,14 +85,14 @@ void Serve(const Config& cfg) {
   if (echo.valid()) {
     loops.Add(1);
     Go([&] {
-      AcceptLoop(server, echo, Service::kEcho, protocol::kServerFullLine, ServeEcho);
+      AcceptLoop(server, echo, Service::kEcho, protocol::kServerFullLine, StartEcho);
       loops.Done();
     });
   }
   if (chat.valid()) {
     loops.Add(1);
     Go([&] {
-      AcceptLoop(server, chat, Service::kChat, protocol::kServerFullLine, ServeChat);
+      AcceptLoop(server, chat, Service::kChat, protocol::kServerFullLine, StartChat);
       loops.Done();
     });
   }

@@ -44,8 +44,13 @@ bool Server::WaitSessions(std::chrono::steady_clock::time_point deadline) {
   }
 }
 
+void ConnDone(Server& server) {
+  server.Leave();
+  server.Detached(-1);
+}
+
 void AcceptLoop(Server& server, const net::Listener& listener, Service service,
-                std::string_view full, ServeFn serve) {
+                std::string_view full, StartFn start) {
   Metrics& m = server.metrics();
   std::string full_line(full);
   int errors_in_a_row = 0;
@@ -76,12 +81,8 @@ void AcceptLoop(Server& server, const net::Listener& listener, Service service,
       });
       continue;
     }
-    server.Detached(1);  // also counted from here to its end, around its session's life
-    Go([conn, serve, &server] {
-      serve(server, conn);
-      server.Leave();
-      server.Detached(-1);
-    });
+    server.Detached(1);  // also counted from here to its end (ConnDone), around its session's life
+    start(server, conn);
   }
 }
 

@@ -83,11 +83,16 @@ class Server {
   std::unordered_set<Session*> sessions_;  // under mu_
 };
 
-// Serves `listener` until it is closed: accepts, applies the connection limit, and runs
-// serve(server, conn) as a new goroutine per connection. `full` is written to a connection over
-// the limit. `server` must outlive every connection.
-using ServeFn = void (*)(Server& server, net::Conn conn);
+// How a service takes an admitted connection over: start(server, conn) starts the goroutine that
+// serves it and returns (the accept loop does not wait); that goroutine's last act is
+// ConnDone(server), after which `server` may be gone.
+using StartFn = void (*)(Server& server, net::Conn conn);
+void ConnDone(Server& server);
+
+// Serves `listener` until it is closed: accepts, applies the connection limit, and hands each
+// connection to `start`. `full` is written to a connection over the limit. `server` must outlive
+// every connection.
 void AcceptLoop(Server& server, const net::Listener& listener, Service service,
-                std::string_view full, ServeFn serve);
+                std::string_view full, StartFn start);
 
 }  // namespace greenline::server

@@ -33,6 +33,7 @@ using greenline::internal::ClosePollDesc;
 using greenline::internal::CurrentNetpoll;
 using greenline::internal::kErrClosing;
 using greenline::internal::kErrDeadline;
+using greenline::internal::Netpoll;
 using greenline::internal::OrphanPollDesc;
 using greenline::internal::PollDesc;
 using greenline::internal::ReleasePollDesc;
@@ -347,22 +348,44 @@ std::string Addr::String() const {
 
 // ---- Conn --------------------------------------------------------------------------------------
 
-IoResult Conn::Read(void* buf, size_t len) const {
-  if (!fd_) return {0, Invalid("read", "invalid connection")};
+namespace {
+IoResult ReadImpl(NetFd* f, void* buf, size_t len, bool park) {
+  if (f == nullptr) return {0, Invalid("read", "invalid connection")};
   if (!greenline::internal::OnGoroutine()) return {0, NotGoroutine("read")};
-  NetFd* f = fd_.get();
   if (!AcquirePollDesc(f->pd)) return {0, Closed("read", *f)};
   if (len == 0) {
     ReleasePollDesc(f->pd);
     return {0, Error()};
   }
   f->rmu.Lock();
-  ssize_t n = CurrentNetpoll()->Read(f->pd, buf, len);
+  Netpoll* np = CurrentNetpoll();
+  ssize_t n = park ? np->Read(f->pd, buf, len) : np->TryRead(f->pd, buf, len);
   f->rmu.Unlock();
   ReleasePollDesc(f->pd);
   if (n > 0) return {static_cast<size_t>(n), Error()};
   if (n == 0) return {0, Error::Eof()};
+  if (n == -EAGAIN && !park) return {0, Error::WouldBlock()};
   return {0, OpError(static_cast<int>(-n), "read", *f)};
+}
+
+// A hibernating goroutine's Resume wait on a connection (ResumeWhenReadable). Its state holds the
+// Conn, so `f` and its PollDesc are alive; a closed one only makes the wait return.
+void HibernateUntilReadable(void* arg) {
+  auto* f = static_cast<NetFd*>(arg);
+  // Closed, or from an earlier runtime: the next step's read says so.
+  if (!AcquirePollDesc(f->pd)) return;
+  ReleasePollDesc(f->pd);
+  CurrentNetpoll()->HibernateRead(f->pd);
+}
+}  // namespace
+
+IoResult Conn::Read(void* buf, size_t len) const { return ReadImpl(fd_.get(), buf, len, true); }
+
+IoResult Conn::TryRead(void* buf, size_t len) const { return ReadImpl(fd_.get(), buf, len, false); }
+
+Resume Conn::ResumeWhenReadable() const {
+  if (!fd_) return Resume{[](void*) {}, nullptr};  // the step's next read reports it
+  return Resume{&HibernateUntilReadable, fd_.get()};
 }
 
 IoResult Conn::Write(const void* buf, size_t len) const {

@@ -56,6 +56,8 @@
 #include <string_view>
 #include <utility>
 
+#include "runtime/sched/goroutine.h"
+
 namespace greenline::net {
 
 namespace internal {
@@ -70,15 +72,16 @@ class Error {
  public:
   enum class Kind : uint8_t {
     kNone,
-    kEof,      // the peer closed its side: Go's io.EOF
-    kClosed,   // the call raced with or followed Close(): net.ErrClosed
-    kTimeout,  // a deadline passed: os.ErrDeadlineExceeded ("i/o timeout")
-    kReset,    // ECONNRESET
-    kRefused,  // ECONNREFUSED
-    kPipe,     // EPIPE: writing after the peer closed
-    kResolve,  // an address could not be parsed or resolved
-    kInvalid,  // a bad argument (network name, address syntax), or not called from a goroutine
-    kSys,      // any other errno (errnum())
+    kEof,         // the peer closed its side: Go's io.EOF
+    kClosed,      // the call raced with or followed Close(): net.ErrClosed
+    kTimeout,     // a deadline passed: os.ErrDeadlineExceeded ("i/o timeout")
+    kReset,       // ECONNRESET
+    kRefused,     // ECONNREFUSED
+    kPipe,        // EPIPE: writing after the peer closed
+    kResolve,     // an address could not be parsed or resolved
+    kInvalid,     // a bad argument (network name, address syntax), or not called from a goroutine
+    kSys,         // any other errno (errnum())
+    kWouldBlock,  // TryRead only: nothing to read yet (EAGAIN)
   };
 
   Error() = default;
@@ -88,6 +91,7 @@ class Error {
   static Error Make(Kind kind, std::string_view op, std::string_view detail = {},
                     std::string_view message = {}, int errnum = 0);
   static Error Eof() { return Error(Kind::kEof); }
+  static Error WouldBlock() { return Error(Kind::kWouldBlock); }
 
   explicit operator bool() const { return kind_ != Kind::kNone; }
   Kind kind() const { return kind_; }
@@ -95,6 +99,7 @@ class Error {
   bool closed() const { return kind_ == Kind::kClosed; }
   bool timeout() const { return kind_ == Kind::kTimeout; }
   bool reset() const { return kind_ == Kind::kReset; }
+  bool would_block() const { return kind_ == Kind::kWouldBlock; }
   int errnum() const { return errnum_; }  // the errno behind it, 0 if none
   // Go's text: "EOF", or "op tcp local->remote: message".
   std::string String() const;
@@ -140,6 +145,13 @@ class Conn {
   // deadline. n > 0 and an error may come together only as Go's do (never with EOF here: a read
   // that got bytes returns them, and the next one reports EOF).
   IoResult Read(void* buf, size_t len) const;
+  // Read() that never parks: a would_block() error where Read() would.
+  IoResult TryRead(void* buf, size_t len) const;
+  // For a goroutine started with GoHibernating: what a step returns, after TryRead() said
+  // would_block(), to wait for this connection without a stack. The next step runs once a read
+  // may not park (data, EOF, an error, Close, the read deadline), possibly at once. The Conn must
+  // stay alive until then: keep it in the goroutine's state. One reader at a time, as for Read().
+  Resume ResumeWhenReadable() const;
   // Writes all `len` bytes, parking as the socket's buffer fills (partial writes are completed);
   // n < len only with an error (reset, closed, timeout: n bytes did go out).
   IoResult Write(const void* buf, size_t len) const;

@@ -208,6 +208,29 @@ class EpollNetpoll final : public Netpoll {
     }
   }
 
+  ssize_t TryRead(PollDesc* pd, void* buf, size_t len) override {
+    for (;;) {
+      if (int err = Prepare(pd, false)) return -err;
+      ssize_t n = recv(pd->fd, buf, len, 0);
+      if (n >= 0) return n;
+      if (errno != EINTR) return -errno;  // -EAGAIN: the edge to wait for is yet to come
+    }
+  }
+
+  void HibernateRead(PollDesc* pd) override {
+    pd->lock.lock();
+    if (PollDescError(pd, false) != 0) {
+      pd->lock.unlock();
+      return;
+    }
+    if (pd->rready) {  // the edge came after TryRead's EAGAIN
+      pd->rready = false;
+      pd->lock.unlock();
+      return;
+    }
+    HibernateOnPollDesc(pd);  // releases the lock
+  }
+
   int Write(PollDesc* pd, const void* buf, size_t len, size_t* written) override {
     const char* p = static_cast<const char*>(buf);
     size_t done = 0;

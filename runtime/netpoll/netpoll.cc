@@ -348,6 +348,13 @@ void ParkOnPollDesc(PollDesc* pd, bool write) {
   ParkUnlock(WaitReason::kIOWait, &pd->lock);
 }
 
+void HibernateOnPollDesc(PollDesc* pd) {
+  G* g = CurrentG();
+  if (g == nullptr) Fatal("runtime: socket wait outside a goroutine");
+  pd->rg = g;
+  ParkHibernateUnlock(WaitReason::kIOWait, &pd->lock);
+}
+
 int PollDescError(const PollDesc* pd, bool write) {
   if (pd->closing) return kErrClosing;
   if ((write ? pd->wd : pd->rd) < 0) return kErrDeadline;

@@ -159,6 +159,12 @@ class Netpoll {
   // bytes (Read: 0 at EOF), a new descriptor (Accept), 0 (Connect) or -errno / -kErrClosing /
   // -kErrDeadline. Write writes everything; *written says how much went out before an error.
   virtual ssize_t Read(PollDesc* pd, void* buf, size_t len) = 0;
+  // Read() that does not park: -EAGAIN where Read() would (the socket is then being watched).
+  virtual ssize_t TryRead(PollDesc* pd, void* buf, size_t len) = 0;
+  // For a hibernating goroutine's Resume wait, after TryRead() said -EAGAIN: returns at once if a
+  // Read() now might not park (data, EOF, an error, Close, a passed deadline); otherwise parks the
+  // goroutine without its stack (ParkHibernate) until then, and does not return.
+  virtual void HibernateRead(PollDesc* pd) = 0;
   virtual int Write(PollDesc* pd, const void* buf, size_t len, size_t* written) = 0;
   virtual int Accept(PollDesc* pd, sockaddr* addr, socklen_t* addrlen) = 0;
   virtual int Connect(PollDesc* pd, const sockaddr* addr, socklen_t addrlen) = 0;
@@ -210,6 +216,8 @@ void SetPollDeadline(PollDesc* pd, int64_t when, char mode);
 // For backends: parks the calling goroutine as pd's reader (write=false) or writer until readied.
 // Requires pd->lock held; releases it. Checks nothing: callers test closing / deadlines first.
 void ParkOnPollDesc(PollDesc* pd, bool write);
+// The same for a hibernating goroutine's Resume wait (ParkHibernate): never returns.
+[[noreturn]] void HibernateOnPollDesc(PollDesc* pd);
 // For backends, with pd->lock held: the error a wait must return now (closing, deadline), or 0.
 int PollDescError(const PollDesc* pd, bool write);
 

@@ -491,6 +491,25 @@ class UringNetpoll final : public Netpoll {
   }
 
   ssize_t Read(PollDesc* pd, void* buf, size_t len) override {
+    return DoRead(pd, buf, len, /*park=*/true);
+  }
+
+  ssize_t TryRead(PollDesc* pd, void* buf, size_t len) override {
+    return DoRead(pd, buf, len, /*park=*/false);
+  }
+
+  void HibernateRead(PollDesc* pd) override {
+    pd->lock.lock();
+    if (PollDescError(pd, false) != 0 || pd->chunk_head < pd->chunks.size() || pd->recv_eof ||
+        pd->recv_error != 0 || (pd->recv_nobufs && !pd->recv_armed)) {
+      pd->lock.unlock();
+      return;
+    }
+    if (!ArmOnce(pd, /*accept=*/false)) return;  // closing: the next read says so
+    HibernateOnPollDesc(pd);                     // releases the lock
+  }
+
+  ssize_t DoRead(PollDesc* pd, void* buf, size_t len, bool park) {
     for (;;) {
       pd->lock.lock();
       if (int err = PollDescError(pd, false)) {
@@ -517,6 +536,10 @@ class UringNetpoll final : public Netpoll {
         return n;
       }
       if (!ArmOnce(pd, /*accept=*/false)) return -kErrClosing;
+      if (!park) {
+        pd->lock.unlock();
+        return -EAGAIN;
+      }
       ParkOnPollDesc(pd, false);  // releases the lock; chunks, EOF, errors, Close, deadlines
     }
   }

@@ -84,9 +84,13 @@ void DumpGoroutines(int fd, bool all) {
       Context ctx = SnapshotContext(g);
       auto lo = reinterpret_cast<uintptr_t>(g->stack.lo);
       auto hi = reinterpret_cast<uintptr_t>(g->stack.hi());
-      if (g->started)
+      if (!g->started) {
+        extra = "\t(not started yet)\n";
+      } else if (lo == 0) {
+        extra = "\t(hibernating: no stack until its next step)\n";
+      } else {
         n = WalkFramePointers(ContextFramePointer(ctx), ContextPc(ctx), lo, hi, pcs, kMaxFrames);
-      if (!g->started) extra = "\t(not started yet)\n";
+      }
     }
     std::string header = "goroutine " + std::to_string(g->id) + " [" + StateText(g, now) + "]" +
                          (g->system ? " (system)" : "") + ":\n";

@@ -21,10 +21,22 @@
 #include <utility>
 
 namespace greenline {
+
+// What one step of a hibernating goroutine (GoHibernating) asks for when it ends: Done(), or a
+// wait that a runtime facility hands out (net::Conn::ResumeWhenReadable). `wait(arg)` runs on the
+// goroutine's outermost frame, with nothing of the step left on its stack: it either returns (run
+// the next step now) or parks the goroutine without a stack until the next step can run.
+struct Resume {
+  void (*wait)(void* arg) = nullptr;  // nullptr: the goroutine is finished
+  void* arg = nullptr;
+  static Resume Done() { return {}; }
+};
+
 namespace internal {
 
 struct G;
-using GoEntry = void (*)(void* callable);  // runs the callable, then destroys it
+using GoEntry = void (*)(void* callable);   // runs the callable, then destroys it
+using GoStep = Resume (*)(void* callable);  // runs one step of the callable; it stays alive
 
 // Takes a goroutine from the pool and reserves `size` bytes aligned to `align` for the callable;
 // *storage points there: inside the G when it fits (G::kInlineCallableSize; the stack is then bound
@@ -34,18 +46,36 @@ using GoEntry = void (*)(void* callable);  // runs the callable, then destroys i
 G* PrepareGoroutine(size_t size, size_t align, void** storage, bool system);
 // Makes a prepared goroutine runnable; returns its id. `destroy` drops an unstarted callable when
 // the runtime ends before the goroutine ever ran.
-uint64_t StartGoroutine(G* g, GoEntry run, GoEntry destroy);
+// `step` non-null: a hibernating goroutine (GoHibernating); `run` is then unused.
+uint64_t StartGoroutine(G* g, GoEntry run, GoEntry destroy, GoStep step = nullptr);
 // Gives back a prepared goroutine whose callable could not be constructed.
 void AbandonGoroutine(G* g);
 
 // Callables bigger than this live on the heap rather than atop the goroutine's stack (those of at
 // most 64 bytes wait in the G itself).
 inline constexpr size_t kMaxInlineCallable = 1024;
+// A hibernating goroutine's callable must outlive its stacks: it is kept in the G (at most this
+// big and 16-aligned), or boxed on the heap.
+inline constexpr size_t kMaxHibernatingCallable = 64;
 
 // Parks the calling goroutine (wait reason "syscall", a running-class wait) while `fn(arg)` runs on
 // a thread of the blocking pool; returns when it has.
 void RunBlocking(void (*fn)(void*), void* arg);
 bool OnGoroutine();
+
+// A prepared goroutine holding its callable, an F made from fn.
+template <class F, class Fn>
+G* PrepareWith(Fn&& fn, bool system) {
+  void* storage = nullptr;
+  G* g = PrepareGoroutine(sizeof(F), alignof(F), &storage, system);
+  try {
+    ::new (storage) F(std::forward<Fn>(fn));
+  } catch (...) {
+    AbandonGoroutine(g);
+    throw;
+  }
+  return g;
+}
 
 template <class Fn>
 uint64_t Spawn(Fn&& fn, bool system) {
@@ -53,14 +83,7 @@ uint64_t Spawn(Fn&& fn, bool system) {
   if constexpr (sizeof(F) > kMaxInlineCallable || alignof(F) > 64) {
     return Spawn([boxed = std::make_unique<F>(std::forward<Fn>(fn))] { (*boxed)(); }, system);
   } else {
-    void* storage = nullptr;
-    G* g = PrepareGoroutine(sizeof(F), alignof(F), &storage, system);
-    try {
-      ::new (storage) F(std::forward<Fn>(fn));
-    } catch (...) {
-      AbandonGoroutine(g);
-      throw;
-    }
+    G* g = PrepareWith<F>(std::forward<Fn>(fn), system);
     return StartGoroutine(
         g,
         [](void* p) {
@@ -69,6 +92,21 @@ uint64_t Spawn(Fn&& fn, bool system) {
           f->~F();
         },
         [](void* p) { static_cast<F*>(p)->~F(); });
+  }
+}
+
+template <class Fn>
+uint64_t SpawnHibernating(Fn&& fn) {
+  using F = std::decay_t<Fn>;
+  static_assert(std::is_invocable_r_v<Resume, F&>, "a hibernating goroutine's steps return Resume");
+  if constexpr (sizeof(F) > kMaxHibernatingCallable || alignof(F) > 16) {
+    return SpawnHibernating(
+        [boxed = std::make_unique<F>(std::forward<Fn>(fn))]() -> Resume { return (*boxed)(); });
+  } else {
+    G* g = PrepareWith<F>(std::forward<Fn>(fn), /*system=*/false);
+    return StartGoroutine(
+        g, nullptr, [](void* p) { static_cast<F*>(p)->~F(); },
+        [](void* p) -> Resume { return (*static_cast<F*>(p))(); });
   }
 }
 
@@ -81,6 +119,21 @@ uint64_t Spawn(Fn&& fn, bool system) {
 template <class Fn>
 uint64_t Go(Fn&& fn) {
   return internal::Spawn(std::forward<Fn>(fn), /*system=*/false);
+}
+
+// A goroutine that gives its stack back while it waits, as erlang:hibernate/3 does for a process:
+// for servers holding many connections that are idle most of the time. `fn` (a callable returning
+// Resume) runs in steps: each call is one step, run to its end on the goroutine's stack, and
+// returns either Resume::Done() (the goroutine ends and `fn` is destroyed) or what to wait for
+// (net::Conn::ResumeWhenReadable). While it waits the goroutine keeps its id and its place in
+// counts, dumps and deadlock detection, like any goroutine waiting on the network, but it has no
+// stack: its pages go back to the pool, and the next step starts on a fresh one. So everything a
+// step must remember lives in `fn`'s captured state (heap it if it is big), never in locals. A step
+// may block in any way a goroutine can (it keeps its stack until it returns); defer, panic and
+// recover work within a step, and a panic escaping a step is an unrecovered panic, as in Go().
+template <class Fn>
+uint64_t GoHibernating(Fn&& fn) {
+  return internal::SpawnHibernating(std::forward<Fn>(fn));
 }
 
 // Go's runtime.Gosched: lets other runnable goroutines run; this one stays runnable and goes to the

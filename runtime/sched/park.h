@@ -32,6 +32,13 @@ void Park(WaitReason reason, bool (*commit)(G* g, void* arg), void* arg);
 // Park() whose commit unlocks `lock`: the common case.
 void ParkUnlock(WaitReason reason, SpinLock* lock);
 
+// Park() for a hibernating goroutine (GoHibernating) in the Resume wait between its steps, the only
+// place it may be called: nothing on the stack is kept, so the stack goes back to the pool as the
+// goroutine parks, and once readied it starts its next step on a fresh stack. Never returns (also
+// not when commit abandons the park: the next step then starts at once).
+[[noreturn]] void ParkHibernate(WaitReason reason, bool (*commit)(G* g, void* arg), void* arg);
+[[noreturn]] void ParkHibernateUnlock(WaitReason reason, SpinLock* lock);
+
 // Makes a parked goroutine runnable. From a goroutine: it goes in this worker's runnext slot (it
 // runs next, inheriting the time slice, as in Go). From any other thread: the global run queue.
 // Wakes an idle worker when none is already looking for work.

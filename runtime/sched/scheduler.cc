@@ -360,6 +360,7 @@ void FreeG(Sched* s, Worker* w, G* g) {
   g->status.store(GStatus::kIdle, std::memory_order_relaxed);
   g->callable = nullptr;
   g->run = g->destroy = nullptr;
+  g->step = nullptr;
   if (g->stack.lo != nullptr) {
     FreeStack(s, w, g->stack);
     g->stack = Stack{};
@@ -382,15 +383,33 @@ void FreeG(Sched* s, Worker* w, G* g) {
 
 inline void RunPostSwitch(Worker* w);
 
+// A hibernating goroutine's steps (GoHibernating). Entered afresh, on a new stack, after every
+// hibernation: the callable in the G is all it remembers.
+void RunSteps(G* g) {
+  for (;;) {
+    Resume next = g->step(g->callable);
+    if (next.wait == nullptr) break;
+    g->resume_wait = true;
+    next.wait(next.arg);  // returns when the next step may run now; or never (ParkHibernate)
+    g->resume_wait = false;
+  }
+  g->destroy(g->callable);
+}
+
 void GoroutineMain(void* arg) {
   G* g = static_cast<G*>(arg);
   FiberEntered();
   RunPostSwitch(CurrentWorker());
   g->started = true;
   try {
-    g->run(g->callable);
+    if (g->step != nullptr) {
+      RunSteps(g);
+    } else {
+      g->run(g->callable);
+    }
   } catch (const GoexitSignal&) {
     // Goexit: every frame has run its deferred calls on the way here; the goroutine just ends.
+    if (g->step != nullptr) g->destroy(g->callable);
   } catch (...) {
     ReportUnrecoveredPanic(g->id);  // Go's report, exit status 2
   }
@@ -459,7 +478,9 @@ void Schedule(Worker* w, G* cur, PostAction action) {
   // commit releases, and a timer callback taking that lock would spin on this very thread.
   G* next = s->stopping.load(std::memory_order_relaxed)
                 ? nullptr
-                : FindRunnableFast(s, w, /*fire_timers=*/action != PostAction::kPark);
+                : FindRunnableFast(s, w,
+                                   /*fire_timers=*/action != PostAction::kPark &&
+                                       action != PostAction::kHibernate);
   if (next == nullptr && action == PostAction::kYield &&
       !s->stopping.load(std::memory_order_relaxed)) {
     // Nothing else is runnable here: a yield is a no-op, not a trip through g0. It still counts
@@ -477,7 +498,10 @@ void Schedule(Worker* w, G* cur, PostAction action) {
     MarkNone(w);
     to = &w->g0;
   }
-  if (action == PostAction::kExit) SwitchFiberFinal(&cur->fiber, to, w);
+  // A hibernating goroutine never comes back to these frames: it restarts on a fresh stack.
+  if (action == PostAction::kExit || action == PostAction::kHibernate) {
+    SwitchFiberFinal(&cur->fiber, to, w);
+  }
   SaveEhState(w, cur);
   // Whoever resumes us hands over its worker: where we run now (maybe not `w`).
   Worker* now = static_cast<Worker*>(SwitchFiber(&cur->fiber, to, w));
@@ -518,6 +542,15 @@ inline __attribute__((always_inline)) void RunPostSwitch(Worker* w) {
       prev->status.store(GStatus::kRunnable, std::memory_order_relaxed);
       RunqPutTail(w, prev);
       break;
+    case PostAction::kHibernate:
+      // Its frames are abandoned (only RunSteps' and the wait's: nothing to unwind), so its stack
+      // goes back to the cache now, before the commit lets anyone ready it; it restarts at its next
+      // step on a stack bound when it runs (MarkRunning). Its TSan fiber goes too: the abandoned
+      // frames would otherwise stay on that fiber's shadow stack, growing it at every hibernation.
+      DestroyFiber(&prev->fiber);
+      FreeStack(g_sched.load(std::memory_order_relaxed), w, prev->stack);
+      prev->stack = Stack{};
+      [[fallthrough]];
     case PostAction::kPark: {
       auto commit = w->commit;
       void* arg = w->commit_arg;
@@ -824,10 +857,17 @@ uint64_t GoroutineIdOf(const G* g) { return g->id; }
 
 bool OnGoroutine() { return CurrentG() != nullptr; }
 
-__attribute__((noinline)) void Park(WaitReason reason, bool (*commit)(G*, void*), void* arg) {
-  Worker* w = CurrentWorker();
-  G* g = w != nullptr ? w->cur : nullptr;
-  if (g == nullptr) Fatal("runtime: Park called outside a goroutine");
+namespace {
+// The commit of ParkUnlock and ParkHibernateUnlock.
+bool UnlockCommit(G*, void* lock) {
+  static_cast<SpinLock*>(lock)->unlock();
+  return true;
+}
+
+// Park and ParkHibernate: the same but for what happens to the stack.
+inline __attribute__((always_inline)) void ParkAs(PostAction action, G* g, Worker* w,
+                                                  WaitReason reason, bool (*commit)(G*, void*),
+                                                  void* arg) {
   g->wait_reason.store(reason, std::memory_order_relaxed);
   g->wait_since.store(
       g_sched.load(std::memory_order_relaxed)->coarse_now.load(std::memory_order_relaxed),
@@ -836,7 +876,30 @@ __attribute__((noinline)) void Park(WaitReason reason, bool (*commit)(G*, void*)
   if (!g->system) OwnerAdd<int64_t>(w->parked[static_cast<int>(reason)], 1);
   w->commit = commit;
   w->commit_arg = arg;
-  Schedule(w, g, PostAction::kPark);
+  Schedule(w, g, action);
+}
+}  // namespace
+
+__attribute__((noinline)) void Park(WaitReason reason, bool (*commit)(G*, void*), void* arg) {
+  Worker* w = CurrentWorker();
+  G* g = w != nullptr ? w->cur : nullptr;
+  if (g == nullptr) Fatal("runtime: Park called outside a goroutine");
+  ParkAs(PostAction::kPark, g, w, reason, commit, arg);
+}
+
+void ParkHibernate(WaitReason reason, bool (*commit)(G*, void*), void* arg) {
+  Worker* w = CurrentWorker();
+  G* g = w != nullptr ? w->cur : nullptr;
+  if (g == nullptr || !g->resume_wait) {
+    Fatal("runtime: ParkHibernate called outside a hibernating goroutine's Resume wait");
+  }
+  g->resume_wait = false;  // whatever happens next, it starts its next step afresh
+  ParkAs(PostAction::kHibernate, g, w, reason, commit, arg);
+  __builtin_unreachable();
+}
+
+void ParkHibernateUnlock(WaitReason reason, SpinLock* lock) {
+  ParkHibernate(reason, &UnlockCommit, lock);
 }
 
 void** CurrentPanicSlot() {
@@ -857,15 +920,7 @@ uint32_t CheapRandN(uint32_t n) {
   return static_cast<uint32_t>((static_cast<uint64_t>(r) * n) >> 32);  // Lemire's range reduction
 }
 
-void ParkUnlock(WaitReason reason, SpinLock* lock) {
-  Park(
-      reason,
-      [](G*, void* l) {
-        static_cast<SpinLock*>(l)->unlock();
-        return true;
-      },
-      lock);
-}
+void ParkUnlock(WaitReason reason, SpinLock* lock) { Park(reason, &UnlockCommit, lock); }
 
 void Ready(G* g) {
   Sched* s = g_sched.load(std::memory_order_acquire);
@@ -923,10 +978,14 @@ G* PrepareGoroutine(size_t size, size_t align, void** storage, bool system) {
   return g;
 }
 
-uint64_t StartGoroutine(G* g, GoEntry run, GoEntry destroy) {
+uint64_t StartGoroutine(G* g, GoEntry run, GoEntry destroy, GoStep step) {
   Sched* s = g_sched.load(std::memory_order_acquire);
   g->run = run;
   g->destroy = destroy;
+  g->step = step;
+  if (step != nullptr && g->callable != g->inline_callable) {
+    Fatal("runtime: a hibernating goroutine's callable must be kept in its G");
+  }
   g->wait_reason.store(WaitReason::kNone, std::memory_order_relaxed);
   g->status.store(GStatus::kRunnable, std::memory_order_release);
   uint64_t id = g->id;
@@ -1042,11 +1101,15 @@ size_t StackSizeFromEnv() {
 
 void DiscardGoroutines(internal::Sched* s) {
   // Goroutines still alive are dropped, as a Go program's exit drops them. Callables that never
-  // started are destroyed (they own captured state); started goroutines' frames cannot be unwound
+  // started are destroyed (they own captured state), and so are those of hibernating goroutines
+  // between steps (nothing of them is on a stack); started goroutines' frames cannot be unwound
   // from outside and are simply abandoned.
   for (internal::G* g : s->all_gs) {
     GStatus st = g->status.load(std::memory_order_relaxed);
-    if (st != GStatus::kIdle && !g->started && g->destroy != nullptr) g->destroy(g->callable);
+    bool between_steps = g->step != nullptr && g->stack.lo == nullptr;
+    if (st != GStatus::kIdle && (!g->started || between_steps) && g->destroy != nullptr) {
+      g->destroy(g->callable);
+    }
     DestroyFiber(&g->fiber);
     delete g;
   }

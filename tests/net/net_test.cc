@@ -1706,5 +1706,220 @@ TEST(NetErrorTest, CallsWithoutARuntimeFail) {
   EXPECT_TRUE(l.second);
 }
 
+// ---- Hibernating goroutines (GoHibernating, TryRead, ResumeWhenReadable) -----------------------
+
+// How many goroutines the dump shows hibernating (no stack between two steps).
+int HibernatingInDump() {
+  int fd = memfd_create("dump", 0);
+  if (fd < 0) return -1;
+  WriteGoroutineDump(fd);
+  std::string text(static_cast<size_t>(lseek(fd, 0, SEEK_END)), '\0');
+  ssize_t got = pread(fd, text.data(), text.size(), 0);
+  close(fd);
+  if (got != static_cast<ssize_t>(text.size())) return -1;
+  int n = 0;
+  for (size_t at = 0; (at = text.find("(hibernating: no stack", at)) != kNpos; ++at) ++n;
+  return n;
+}
+
+bool AwaitHibernating(int n) {
+  steady_clock::time_point end = steady_clock::now() + 10s;
+  while (HibernatingInDump() != n) {
+    if (steady_clock::now() >= end) return false;
+    Sleep(2ms);
+  }
+  return true;
+}
+
+// An echo server whose connections are hibernating goroutines: all a connection remembers between
+// steps is this struct; its goroutine has a stack only while it echoes.
+struct HibernatingEcho {
+  Conn conn;
+  std::atomic<int64_t>* steps;
+  std::atomic<int64_t>* destroyed;
+  HibernatingEcho(Conn c, std::atomic<int64_t>* s, std::atomic<int64_t>* d)
+      : conn(std::move(c)), steps(s), destroyed(d) {}
+  ~HibernatingEcho() { destroyed->fetch_add(1); }
+
+  Resume Step() {
+    steps->fetch_add(1);
+    char buf[2048];
+    for (;;) {
+      IoResult r = conn.TryRead(buf, sizeof buf);
+      if (r.err.would_block()) return conn.ResumeWhenReadable();
+      if (r.n > 0 && conn.Write(buf, r.n).err) break;
+      if (r.err) break;
+    }
+    conn.Close();
+    return Resume::Done();
+  }
+};
+
+void GoHibernatingEchoServer(const Listener& ln, WaitGroup& done, std::atomic<int64_t>* steps,
+                             std::atomic<int64_t>* destroyed) {
+  done.Add(1);
+  Go([ln, &done, steps, destroyed] {
+    for (;;) {
+      std::pair<Conn, Error> a = ln.Accept();
+      if (a.second) break;
+      GoHibernating([st = std::make_unique<HibernatingEcho>(a.first, steps, destroyed)] {
+        return st->Step();
+      });
+    }
+    done.Done();
+  });
+}
+
+// Hundreds of connections whose server goroutines hibernate between exchanges: every one is seen
+// without a stack while its client pauses, each exchange comes back byte for byte (the goroutines
+// restart on fresh stacks, on either worker), and each connection's state is destroyed once.
+TEST_P(NetTest, HibernatingGoroutinesHoldNoStackWhileIdleAndLoseNoByte) {
+  constexpr int kConns = 300;
+  constexpr int kRounds = 4;
+  constexpr size_t kBytes = 3000;  // more than the server's buffer: one exchange, several reads
+  std::atomic<int64_t> steps{0}, destroyed{0};
+  RunNet(2, [&] {
+    Listener ln = ListenOrFail();
+    ASSERT_TRUE(ln.valid());
+    std::string addr = ln.LocalAddr().String();
+    WaitGroup server_done, round_done, go_on, clients_done;
+    GoHibernatingEchoServer(ln, server_done, &steps, &destroyed);
+    std::atomic<int> verified{0};
+    round_done.Add(kConns);
+    go_on.Add(1);
+    clients_done.Add(kConns);
+    for (int i = 0; i < kConns; ++i) {
+      Go([&, i] {
+        Conn c = DialOrFail(addr);
+        c.SetDeadline(steady_clock::now() + 30s);  // a lost byte fails the test, not hangs it
+        std::vector<char> out(kBytes), in(kBytes);
+        int good = 0;
+        for (int round = 0; round < kRounds && c.valid(); ++round) {
+          FillPattern(i, round * kBytes, out.data(), kBytes);
+          if (!c.Write(out.data(), kBytes).err && ReadFull(c, in.data(), kBytes) &&
+              PatternMismatch(i, round * kBytes, in.data(), kBytes) == kBytes) {
+            ++good;
+          }
+          if (round == 0) {
+            round_done.Done();
+            go_on.Wait();  // main counts the hibernating server goroutines meanwhile
+          }
+          Sleep(std::chrono::milliseconds(1 + i % 7));
+        }
+        if (good == kRounds) verified.fetch_add(1);
+        c.Close();
+        clients_done.Done();
+      });
+    }
+    round_done.Wait();
+    EXPECT_TRUE(AwaitHibernating(kConns)) << HibernatingInDump() << " hibernating";
+    go_on.Done();
+    clients_done.Wait();
+    // Each connection's goroutine sees EOF and ends; its state is destroyed with it.
+    steady_clock::time_point end = steady_clock::now() + 10s;
+    while (destroyed.load() < kConns && steady_clock::now() < end) Sleep(2ms);
+    ln.Close();
+    server_done.Wait();
+    EXPECT_EQ(verified.load(), kConns);
+    EXPECT_EQ(HibernatingInDump(), 0);
+  });
+  EXPECT_EQ(destroyed.load(), kConns);
+  // Every exchange after the first starts at least one new step (the goroutine hibernated in
+  // between), and the end of the stream another.
+  EXPECT_GE(steps.load(), int64_t{kConns} * (kRounds + 1));
+}
+
+// What wakes a hibernating reader is what wakes a parked one: its read deadline (set before or
+// while it hibernates), Close, and the peer's EOF, each reported by the next step's TryRead.
+TEST_P(NetTest, HibernatingReaderWakesForDeadlineCloseAndEof) {
+  enum Cause { kDeadlineBefore, kDeadlineWhile, kClose, kEof };
+  for (Cause cause : {kDeadlineBefore, kDeadlineWhile, kClose, kEof}) {
+    SCOPED_TRACE("cause " + std::to_string(cause));
+    RunNet(1, [&] {
+      ConnPair p = MakeConnPair();
+      ASSERT_TRUE(p.server.valid() && p.client.valid());
+      if (cause == kDeadlineBefore) p.server.SetReadDeadline(steady_clock::now() + 100ms);
+      struct Reader {
+        Conn conn;
+        Error* result;
+        WaitGroup* done;
+        int steps = 0;
+        Resume Step() {
+          ++steps;
+          char c;
+          IoResult r = conn.TryRead(&c, 1);
+          if (r.err.would_block()) return conn.ResumeWhenReadable();
+          *result = r.err;
+          done->Done();
+          return Resume::Done();
+        }
+      };
+      Error result;
+      WaitGroup done;
+      done.Add(1);
+      GoHibernating(
+          [st = std::make_unique<Reader>(Reader{p.server, &result, &done})] { return st->Step(); });
+      ASSERT_TRUE(AwaitHibernating(1));
+      steady_clock::time_point woken = steady_clock::now();
+      switch (cause) {
+        case kDeadlineBefore:
+          break;
+        case kDeadlineWhile:
+          p.server.SetReadDeadline(steady_clock::now() + 20ms);
+          break;
+        case kClose:
+          p.server.Close();
+          break;
+        case kEof:
+          p.client.CloseWrite();
+          break;
+      }
+      done.Wait();
+      EXPECT_LT(steady_clock::now() - woken, 5s);
+      switch (cause) {
+        case kDeadlineBefore:
+        case kDeadlineWhile:
+          EXPECT_TRUE(result.timeout()) << result.String();
+          break;
+        case kClose:
+          EXPECT_TRUE(result.closed()) << result.String();
+          break;
+        case kEof:
+          EXPECT_TRUE(result.eof()) << result.String();
+          break;
+      }
+      p.server.Close();
+      p.client.Close();
+    });
+  }
+}
+
+// A runtime that ends while a goroutine hibernates destroys that goroutine's state (nothing of it
+// is on a stack), as it does an unstarted goroutine's; and a hibernating goroutine waiting for the
+// network is running-class: the main goroutine waiting for it is no deadlock.
+TEST_P(NetTest, HibernatingGoroutineStateIsDestroyedWhenTheRuntimeEnds) {
+  struct State {
+    Conn conn;
+    std::atomic<int>* destroyed;
+    State(Conn c, std::atomic<int>* d) : conn(std::move(c)), destroyed(d) {}
+    ~State() { destroyed->fetch_add(1); }
+  };
+  std::atomic<int> destroyed{0};
+  RunNet(1, [&] {
+    ConnPair p = MakeConnPair();
+    ASSERT_TRUE(p.server.valid());
+    GoHibernating([st = std::make_unique<State>(p.server, &destroyed)] {
+      char c;
+      if (st->conn.TryRead(&c, 1).err.would_block()) return st->conn.ResumeWhenReadable();
+      return Resume::Done();
+    });
+    ASSERT_TRUE(AwaitHibernating(1));
+    EXPECT_GE(testing::ParkedFor(WaitReason::kIOWait), 1);
+    EXPECT_EQ(destroyed.load(), 0);
+    p.client.Close();  // the server side stays open: its goroutine hibernates on
+  });
+  EXPECT_EQ(destroyed.load(), 1);
+}
+
 }  // namespace
 }  // namespace greenline

@@ -195,6 +195,8 @@ TEST(LineFramerTest, NeverHoldsMoreThanMaxPlusTwoBytes) {
 
 TEST(LineFramerTest, BufferStartsSmallAndGrowsOnlyForLongLines) {
   LineFramer framer(4096);
+  EXPECT_EQ(framer.Capacity(), 0u) << "no buffer before the first read";
+  framer.Space();
   EXPECT_EQ(framer.Capacity(), LineFramer::kInitialCapacity);
   Framed f;
   for (int i = 0; i < 1000; ++i) Push(framer, "a short chat line\r\n", &f);
@@ -206,7 +208,42 @@ TEST(LineFramerTest, BufferStartsSmallAndGrowsOnlyForLongLines) {
   EXPECT_FALSE(f.too_long);
   EXPECT_EQ(f.lines.back().first, std::string(4096, 'x'));
 
-  EXPECT_EQ(LineFramer(10).Capacity(), 12u) << "a small limit caps the first buffer too";
+  LineFramer small(10);
+  EXPECT_EQ(small.Space().size(), 12u) << "a small limit caps the first buffer too";
+}
+
+TEST(LineFramerTest, TrimFreesOnlyAnEmptyBuffer) {
+  LineFramer framer(4096);
+  Framed f;
+  Push(framer, "one\ntw", &f);
+  framer.Trim();
+  EXPECT_EQ(framer.Capacity(), LineFramer::kInitialCapacity) << "a partial line is kept";
+  EXPECT_EQ(framer.Rest(), "tw");
+  Push(framer, "o\n", &f);
+  framer.Trim();
+  EXPECT_EQ(framer.Capacity(), 0u);
+  EXPECT_EQ(framer.Buffered(), 0u);
+  Push(framer, "three\r\n", &f);
+  ASSERT_EQ(f.lines.size(), 3u);
+  EXPECT_EQ(f.lines[1].first, "two");
+  EXPECT_EQ(f.lines[2], (std::pair<std::string, std::string>{"three", "\r\n"}));
+}
+
+TEST(LineFramerTest, LinesTakenBetweenReadsLieBackToBack) {
+  LineFramer framer(100);
+  std::span<char> space = framer.Space();
+  std::memcpy(space.data(), "a\nbb\r\nccc\npartial", 17);
+  framer.Commit(17);
+  LineFramer::Line first, line;
+  ASSERT_EQ(framer.Next(&first), LineFramer::Status::kLine);
+  const char* expect = first.terminator.data() + first.terminator.size();
+  while (framer.Next(&line) == LineFramer::Status::kLine) {
+    EXPECT_EQ(line.content.data(), expect);
+    expect = line.terminator.data() + line.terminator.size();
+  }
+  EXPECT_EQ(std::string_view(first.content.data(), expect - first.content.data()),
+            "a\nbb\r\nccc\n");
+  EXPECT_EQ(first.content, "a") << "views stay valid until the next Space()";
 }
 
 TEST(LineFramerTest, LinesAreViewsOfTheReadBuffer) {

@@ -60,12 +60,15 @@ struct G {
   std::atomic<int64_t> wait_since{0};  // when it parked (Sched::coarse_now)
   GoEntry run = nullptr;               // runs and destroys the callable
   GoEntry destroy = nullptr;           // destroys an unstarted callable
-  void* callable = nullptr;            // in inline_callable, or atop the stack (see above)
-  G* sched_link = nullptr;             // global run queue, free lists
-  Timer sleep_timer;                   // Sleep's timer: fn readies this G
-  EhState eh;              // its exception-handling state while switched out; empty while it runs
-  void* panic = nullptr;   // innermost panic its frames handle (panic/panic.cc); this G's only
-  int32_t all_index = -1;  // position in Sched::all_gs
+  GoStep step = nullptr;     // a hibernating goroutine's step (GoHibernating); run is unused then
+  bool resume_wait = false;  // in a hibernating goroutine's Resume wait, on its outermost frame
+  void* callable = nullptr;  // in inline_callable, or atop the stack (see above)
+  G* sched_link = nullptr;   // global run queue, free lists
+  Timer sleep_timer;         // Sleep's timer: fn readies this G
+  EhState eh;                // its exception-handling state while switched out; empty while it runs
+  void* panic = nullptr;     // innermost panic its frames handle (panic/panic.cc); this G's only
+  int32_t all_index = -1;    // position in Sched::all_gs
 };
+static_assert(G::kInlineCallableSize >= kMaxHibernatingCallable && G::kInlineCallableAlign >= 16);
 
 }  // namespace greenline::internal

@@ -37,8 +37,9 @@ inline constexpr int kMaxLocalStacks = 32;
 inline constexpr int64_t kMaxPooledStacks = 4096;
 
 // What a goroutine that switches out asks the next context to do with it once its registers are
-// saved (so no other worker can touch it before then).
-enum class PostAction : uint8_t { kNone, kYield, kPark, kExit };
+// saved (so no other worker can touch it before then). kHibernate is kPark for a goroutine whose
+// stack holds nothing to keep (ParkHibernate): the stack is given back as well.
+enum class PostAction : uint8_t { kNone, kYield, kPark, kHibernate, kExit };
 
 struct alignas(64) Worker {
   int id = 0;
