@@ -145,7 +145,9 @@ class Conn {
   // deadline. n > 0 and an error may come together only as Go's do (never with EOF here: a read
   // that got bytes returns them, and the next one reports EOF).
   IoResult Read(void* buf, size_t len) const;
-  // Read() that never parks: a would_block() error where Read() would.
+  // Read() that does not wait for the socket: a would_block() error where Read() would wait for
+  // data. (Under io_uring with every provided buffer in use, the read goes into `buf` in the
+  // kernel and parks as Read() does, the stack kept: rare, and over once buffers are back.)
   IoResult TryRead(void* buf, size_t len) const;
   // For a goroutine started with GoHibernating: what a step returns, after TryRead() said
   // would_block(), to wait for this connection without a stack. The next step runs once a read

@@ -210,7 +210,13 @@ class EpollNetpoll final : public Netpoll {
 
   ssize_t TryRead(PollDesc* pd, void* buf, size_t len) override {
     for (;;) {
-      if (int err = Prepare(pd, false)) return -err;
+      // An edge from before this recv is consumed by it: forget it, so only one that comes after
+      // an EAGAIN makes HibernateRead return at once (Go's prepareRead resets the same way).
+      pd->lock.lock();
+      int err = PollDescError(pd, false);
+      pd->rready = false;
+      pd->lock.unlock();
+      if (err) return -err;
       ssize_t n = recv(pd->fd, buf, len, 0);
       if (n >= 0) return n;
       if (errno != EINTR) return -errno;  // -EAGAIN: the edge to wait for is yet to come

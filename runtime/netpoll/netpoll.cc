@@ -351,6 +351,10 @@ void ParkOnPollDesc(PollDesc* pd, bool write) {
 void HibernateOnPollDesc(PollDesc* pd) {
   G* g = CurrentG();
   if (g == nullptr) Fatal("runtime: socket wait outside a goroutine");
+  // Read() serialises readers with NetFd::rmu; a Resume wait cannot hold it while it has no stack,
+  // so two readers of one connection would lose a wakeup here: refuse loudly instead.
+  if (pd->rg != nullptr)
+    Fatal("runtime: a hibernating read on a connection another goroutine reads");
   pd->rg = g;
   ParkHibernateUnlock(WaitReason::kIOWait, &pd->lock);
 }

@@ -159,7 +159,9 @@ class Netpoll {
   // bytes (Read: 0 at EOF), a new descriptor (Accept), 0 (Connect) or -errno / -kErrClosing /
   // -kErrDeadline. Write writes everything; *written says how much went out before an error.
   virtual ssize_t Read(PollDesc* pd, void* buf, size_t len) = 0;
-  // Read() that does not park: -EAGAIN where Read() would (the socket is then being watched).
+  // Read() that does not wait for the socket: -EAGAIN where Read() would (the socket is then being
+  // watched). io_uring with no provided buffer free reads into `buf` in the kernel, which parks
+  // (with the stack) as Read() does; rare, and over once buffers are back.
   virtual ssize_t TryRead(PollDesc* pd, void* buf, size_t len) = 0;
   // For a hibernating goroutine's Resume wait, after TryRead() said -EAGAIN: returns at once if a
   // Read() now might not park (data, EOF, an error, Close, a passed deadline); otherwise parks the

@@ -19,6 +19,13 @@ constexpr int kMaxFrames = 64;
 
 // Reads a parked goroutine's saved context. Racy by design (it may be resumed while we read):
 // a torn read only makes the stack walk end early, as every read is bounds-checked.
+// A parked goroutine's stack bounds, read as racily (a hibernating goroutine gives its stack back
+// and gets another whenever it parks and runs): a torn pair only ends the bounded walk early.
+__attribute__((no_sanitize("thread"))) Stack SnapshotStack(const G* g) {
+  const volatile Stack* src = &g->stack;
+  return Stack{src->lo, src->size, src->guarded};
+}
+
 __attribute__((no_sanitize("address", "thread"))) Context SnapshotContext(const G* g) {
   Context ctx;
   const volatile char* src = reinterpret_cast<const volatile char*>(&g->fiber.ctx);
@@ -82,8 +89,9 @@ void DumpGoroutines(int fd, bool all) {
       }
     } else {
       Context ctx = SnapshotContext(g);
-      auto lo = reinterpret_cast<uintptr_t>(g->stack.lo);
-      auto hi = reinterpret_cast<uintptr_t>(g->stack.hi());
+      Stack stack = SnapshotStack(g);
+      auto lo = reinterpret_cast<uintptr_t>(stack.lo);
+      auto hi = reinterpret_cast<uintptr_t>(stack.hi());
       if (!g->started) {
         extra = "\t(not started yet)\n";
       } else if (lo == 0) {

@@ -131,6 +131,8 @@ uint64_t Go(Fn&& fn) {
 // step must remember lives in `fn`'s captured state (heap it if it is big), never in locals. A step
 // may block in any way a goroutine can (it keeps its stack until it returns); defer, panic and
 // recover work within a step, and a panic escaping a step is an unrecovered panic, as in Go().
+// If the runtime ends while the goroutine hibernates, `fn` is destroyed then, off any goroutine:
+// its destructor may release handles (a Conn) but not park, lock a Mutex or spawn.
 template <class Fn>
 uint64_t GoHibernating(Fn&& fn) {
   return internal::SpawnHibernating(std::forward<Fn>(fn));

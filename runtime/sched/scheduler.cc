@@ -38,6 +38,14 @@
 // lost: the goroutine sits on the readier's own queue and that worker runs it; only the chance to
 // run it in parallel is missed. A fence on every Ready and spawn was judged not worth it.
 //
+// Hibernation (GoHibernating, erlang:hibernate/3's idea). A goroutine run in steps may park between
+// two steps with nothing of its own on the stack: RunSteps (its outermost frame) calls the wait a
+// step returned, which parks with ParkHibernate (PostAction::kHibernate). Its frames are never
+// resumed, so RunPostSwitch gives its stack back to the worker's cache before the commit lets a
+// waker see it, and when it runs again MarkRunning binds a fresh stack (BindStack, as for an
+// unstarted goroutine) and GoroutineMain calls the next step. An idle connection then costs its G
+// and its state, not a stack page. Go has no equivalent (its stacks only shrink, at GC).
+//
 // Cooperative. A goroutine runs until it parks, sleeps, yields or exits; nothing preempts it. The
 // monitor (sysmon.cc) reports one that runs for more than ~10 ms and wakes an idle worker to steal
 // the queue behind it.
@@ -400,7 +408,7 @@ void GoroutineMain(void* arg) {
   G* g = static_cast<G*>(arg);
   FiberEntered();
   RunPostSwitch(CurrentWorker());
-  g->started = true;
+  if (!g->started) g->started = true;  // once: the dump reads it (a restarting step must not write)
   try {
     if (g->step != nullptr) {
       RunSteps(g);

@@ -1824,9 +1824,9 @@ TEST_P(NetTest, HibernatingGoroutinesHoldNoStackWhileIdleAndLoseNoByte) {
     EXPECT_EQ(HibernatingInDump(), 0);
   });
   EXPECT_EQ(destroyed.load(), kConns);
-  // Every exchange after the first starts at least one new step (the goroutine hibernated in
-  // between), and the end of the stream another.
-  EXPECT_GE(steps.load(), int64_t{kConns} * (kRounds + 1));
+  // The exchange after the pause starts a new step (each goroutine was seen hibernating); others
+  // may or may not, as data and the pauses race.
+  EXPECT_GE(steps.load(), int64_t{kConns} * 2);
 }
 
 // What wakes a hibernating reader is what wakes a parked one: its read deadline (set before or
@@ -1838,7 +1838,7 @@ TEST_P(NetTest, HibernatingReaderWakesForDeadlineCloseAndEof) {
     RunNet(1, [&] {
       ConnPair p = MakeConnPair();
       ASSERT_TRUE(p.server.valid() && p.client.valid());
-      if (cause == kDeadlineBefore) p.server.SetReadDeadline(steady_clock::now() + 100ms);
+      if (cause == kDeadlineBefore) p.server.SetReadDeadline(steady_clock::now() + 1s);
       struct Reader {
         Conn conn;
         Error* result;
@@ -1905,8 +1905,9 @@ TEST_P(NetTest, HibernatingGoroutineStateIsDestroyedWhenTheRuntimeEnds) {
     ~State() { destroyed->fetch_add(1); }
   };
   std::atomic<int> destroyed{0};
+  ConnPair p;  // both ends stay open until the runtime has ended: no EOF ends the goroutine
   RunNet(1, [&] {
-    ConnPair p = MakeConnPair();
+    p = MakeConnPair();
     ASSERT_TRUE(p.server.valid());
     GoHibernating([st = std::make_unique<State>(p.server, &destroyed)] {
       char c;
@@ -1916,9 +1917,10 @@ TEST_P(NetTest, HibernatingGoroutineStateIsDestroyedWhenTheRuntimeEnds) {
     ASSERT_TRUE(AwaitHibernating(1));
     EXPECT_GE(testing::ParkedFor(WaitReason::kIOWait), 1);
     EXPECT_EQ(destroyed.load(), 0);
-    p.client.Close();  // the server side stays open: its goroutine hibernates on
   });
   EXPECT_EQ(destroyed.load(), 1);
+  p.client.Close();
+  p.server.Close();
 }
 
 }  // namespace
