@@ -1773,7 +1773,7 @@ void GoHibernatingEchoServer(const Listener& ln, WaitGroup& done, std::atomic<in
 // Hundreds of connections whose server goroutines hibernate between exchanges: every one is seen
 // without a stack while its client pauses, each exchange comes back byte for byte (the goroutines
 // restart on fresh stacks, on either worker), and each connection's state is destroyed once.
-TEST_P(NetTest, HibernatingGoroutinesHoldNoStackWhileIdleAndLoseNoByte) {
+TEST_P(NetTest, StressHibernatingGoroutinesHoldNoStackWhileIdleAndLoseNoByte) {
   constexpr int kConns = 300;
   constexpr int kRounds = 4;
   constexpr size_t kBytes = 3000;  // more than the server's buffer: one exchange, several reads
