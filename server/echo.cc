@@ -19,8 +19,7 @@ namespace {
 class EchoConn {
  public:
   EchoConn(Server& server, net::Conn conn)
-      : server_(server),
-        conn_(conn),
+      : conn_(conn),
         session_(server, conn, Service::kEcho),
         counters_(server.metrics(), Service::kEcho),
         framer_(server.config().max_line),
@@ -58,21 +57,21 @@ class EchoConn {
     return done ? Resume::Done() : next;
   }
 
-  Server& server() const { return server_; }
+  Server& server() const { return session_.server(); }
 
  private:
   // Reads, echoes, and says why it stopped; or nothing, with *next set, when it is to hibernate.
   // The idle deadline moves when a read brought something (and at the start), not when a step
   // begins: a step woken by the deadline itself must see it passed.
   std::optional<DisconnectReason> Serve(bool first, Resume* next) {
-    const Config& cfg = server_.config();
+    const Config& cfg = server().config();
     for (bool touch = first;; touch = true) {
       if (touch) idle_.Touch();
       if (session_.stopping()) return DisconnectReason::kShutdown;
       std::span<char> space = framer_.Space();
       auto [n, err] = conn_.TryRead(space.data(), space.size());
       if (err.would_block()) {
-        framer_.Trim();  // nothing pending: no buffer while idle
+        framer_.Trim();  // no buffer while idle, unless a partial line is pending
         *next = conn_.ResumeWhenReadable();
         return std::nullopt;
       }
@@ -80,20 +79,20 @@ class EchoConn {
         framer_.Commit(n);
         counters_.Received(n);
         // The lines taken out lie back to back in the framer's buffer: one write, no copy.
-        const char* first = nullptr;
-        const char* last = nullptr;
+        const char* begin = nullptr;
+        const char* end = nullptr;
         uint64_t lines = 0;
         protocol::LineFramer::Line line;
         protocol::LineFramer::Status st;
         while ((st = framer_.Next(&line)) == protocol::LineFramer::Status::kLine) {
-          if (first == nullptr) first = line.content.data();
-          last = line.terminator.data() + line.terminator.size();
+          if (begin == nullptr) begin = line.content.data();
+          end = line.terminator.data() + line.terminator.size();
           ++lines;
         }
         counters_.LinesReceived(lines);
         if (lines > 0) {
-          auto size = static_cast<size_t>(last - first);
-          if (auto w = conn_.Write(first, size); w.err) {
+          auto size = static_cast<size_t>(end - begin);
+          if (auto w = conn_.Write(begin, size); w.err) {
             // A write deadline is the idle deadline too: a client that never reads its replies.
             if (!w.err.timeout()) return DisconnectReason::kError;
             return session_.stopping() ? DisconnectReason::kShutdown
@@ -128,12 +127,11 @@ class EchoConn {
     if (reason_ == DisconnectReason::kError) {
       conn_.Close();
     } else {
-      LingeringClose(conn_, &server_.metrics(), Service::kEcho);
+      LingeringClose(conn_, &server().metrics(), Service::kEcho);
     }
     session_.Finish(reason_);
   }
 
-  Server& server_;
   net::Conn conn_;
   ConnSession session_;
   ConnCounters counters_;

@@ -17,15 +17,15 @@ namespace {
 
 constexpr int kMaxFrames = 64;
 
-// Reads a parked goroutine's saved context. Racy by design (it may be resumed while we read):
-// a torn read only makes the stack walk end early, as every read is bounds-checked.
-// A parked goroutine's stack bounds, read as racily (a hibernating goroutine gives its stack back
+// A parked goroutine's stack bounds, read racily (a hibernating goroutine gives its stack back
 // and gets another whenever it parks and runs): a torn pair only ends the bounded walk early.
 __attribute__((no_sanitize("thread"))) Stack SnapshotStack(const G* g) {
   const volatile Stack* src = &g->stack;
   return Stack{src->lo, src->size, src->guarded};
 }
 
+// Reads a parked goroutine's saved context. Racy by design (it may be resumed while we read):
+// a torn read only makes the stack walk end early, as every read is bounds-checked.
 __attribute__((no_sanitize("address", "thread"))) Context SnapshotContext(const G* g) {
   Context ctx;
   const volatile char* src = reinterpret_cast<const volatile char*>(&g->fiber.ctx);
