@@ -1,11 +1,18 @@
 // A small test-and-test-and-set spinlock for the runtime's short critical sections (wait lists,
-// run queue overflow, timer heaps). Never held across a park or a context switch; the holder never
-// blocks, so spinning (with a CPU pause hint and, past a bound, sched_yield) is cheap and safe.
+// run queue overflow, timer heaps, sockets' poll descriptors), and the guard that holds one for a
+// scope. Never held across a park or a context switch, except where a park's commit releases it
+// on the next context (sched/park.h: ParkUnlock); the holder never blocks, so spinning (with a CPU
+// pause hint and, past a bound, sched_yield) is cheap and safe.
+//
+// Both are known to clang's thread-safety analysis (thread_annotations.h): a field marked
+// GL_GUARDED_BY(lock_) may be touched only under a SpinLockGuard (or lock()/unlock()) of lock_.
 #pragma once
 
 #include <sched.h>
 
 #include <atomic>
+
+#include "runtime/base/thread_annotations.h"
 
 namespace greenline {
 
@@ -17,9 +24,9 @@ inline void CpuRelax() {
 #endif
 }
 
-class SpinLock {
+class GL_CAPABILITY("mutex") SpinLock {
  public:
-  void lock() {
+  void lock() GL_ACQUIRE() {
     for (int spins = 0;; ++spins) {
       if (!locked_.exchange(true, std::memory_order_acquire)) return;
       while (locked_.load(std::memory_order_relaxed)) {
@@ -31,14 +38,27 @@ class SpinLock {
       }
     }
   }
-  bool try_lock() {
+  bool try_lock() GL_TRY_ACQUIRE(true) {
     return !locked_.load(std::memory_order_relaxed) &&
            !locked_.exchange(true, std::memory_order_acquire);
   }
-  void unlock() { locked_.store(false, std::memory_order_release); }
+  void unlock() GL_RELEASE() { locked_.store(false, std::memory_order_release); }
 
  private:
   std::atomic<bool> locked_{false};
+};
+
+// Holds a SpinLock for its scope (std::lock_guard carries no annotations, so clang's analysis
+// would not know the lock is held).
+class GL_SCOPED_CAPABILITY SpinLockGuard {
+ public:
+  explicit SpinLockGuard(SpinLock& lock) GL_ACQUIRE(lock) : lock_(lock) { lock_.lock(); }
+  ~SpinLockGuard() GL_RELEASE() { lock_.unlock(); }
+  SpinLockGuard(const SpinLockGuard&) = delete;
+  SpinLockGuard& operator=(const SpinLockGuard&) = delete;
+
+ private:
+  SpinLock& lock_;
 };
 
 }  // namespace greenline

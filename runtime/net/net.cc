@@ -581,7 +581,8 @@ std::string PollerName() {
 }
 
 std::string PollerReason() {
-  return CurrentNetpoll() != nullptr ? greenline::internal::NetpollReason() : "";
+  auto* np = CurrentNetpoll();
+  return np != nullptr ? np->reason() : "";
 }
 
 }  // namespace greenline::net

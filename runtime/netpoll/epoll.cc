@@ -7,10 +7,11 @@
 // goroutine that got EAGAIN just before the edge does not park past it (it checks the flag under
 // the PollDesc's lock before parking).
 //
-// Events carry the PollDesc pointer tagged with its incarnation (`seq`, in the top 16 bits: user
-// addresses fit in 48 on x86-64 and aarch64), so an event fetched for a socket that has since been
-// closed and whose PollDesc was reused is dropped. The worker's wake eventfd is registered with
-// tag 0.
+// A socket's epoll state (EpollDesc) is the epoll it is registered with, the two `ready` flags and
+// an incarnation count. Events carry the EpollDesc pointer tagged with its incarnation (`seq`, in
+// the top 16 bits: user addresses fit in 48 on x86-64 and aarch64), so an event fetched for a
+// socket that has since been closed and whose EpollDesc was reused is dropped. The worker's wake
+// eventfd is registered with tag 0.
 //
 // The worker polls its epoll without sleeping when its run queue runs dry and every 61st schedule,
 // and sleeps in epoll_pwait2 (nanosecond timeout; epoll_wait's milliseconds, rounded up, on
@@ -25,11 +26,14 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <memory>
+#include <vector>
 
 #include "runtime/base/fatal.h"
+#include "runtime/netpoll/internal/backend.h"
 #include "runtime/netpoll/netpoll.h"
-#include "runtime/sched/internal/sched.h"
 #include "runtime/sched/park.h"
+#include "runtime/sched/poller.h"
 
 namespace greenline::internal {
 namespace {
@@ -37,8 +41,35 @@ namespace {
 constexpr int kMaxEvents = 128;
 constexpr uint64_t kPointerMask = (uint64_t{1} << 48) - 1;
 
-uint64_t Tag(PollDesc* pd) {
-  return reinterpret_cast<uint64_t>(pd) | (static_cast<uint64_t>(pd->seq) << 48);
+class EpollWorkerPoller;
+
+// A socket as the epoll backend sees it.
+struct EpollDesc final : PollDesc {
+  // Set by Register, cleared by Teardown; constant in between.
+  EpollWorkerPoller* home = nullptr;  // the worker poller whose epoll it is registered with
+  // Incarnation: bumped on every reuse, so an event fetched for an earlier socket that had this
+  // EpollDesc is recognised and dropped (Go's fdseq in the tagged pointer). Read by the worker
+  // that fetched the event, under the lock.
+  uint16_t seq GL_GUARDED_BY(lock) = 0;
+  // An edge arrived that no parked goroutine took: the next wait returns at once.
+  bool rready GL_GUARDED_BY(lock) = false;
+  bool wready GL_GUARDED_BY(lock) = false;
+
+  void Teardown(bool live) override;
+  void Recycle() override;
+};
+
+PollDescCache<EpollDesc>& Cache() {
+  static auto* cache = new PollDescCache<EpollDesc>();  // never freed: see PollDescCache
+  return *cache;
+}
+
+void EpollDesc::Recycle() { Cache().Put(this); }
+
+EpollDesc* Desc(PollDesc* pd) { return static_cast<EpollDesc*>(pd); }
+
+uint64_t Tag(EpollDesc* pd, uint16_t seq) {
+  return reinterpret_cast<uint64_t>(pd) | (static_cast<uint64_t>(seq) << 48);
 }
 
 class EpollWorkerPoller final : public WorkerPoller {
@@ -130,25 +161,26 @@ class EpollWorkerPoller final : public WorkerPoller {
         static_cast<void>(rc);
         continue;
       }
-      auto* pd = reinterpret_cast<PollDesc*>(tag & kPointerMask);
+      auto* pd = reinterpret_cast<EpollDesc*>(tag & kPointerMask);
       auto seq = static_cast<uint16_t>(tag >> 48);
       uint32_t ev = events[i].events;
       G* rg = nullptr;
       G* wg = nullptr;
-      pd->lock.lock();
-      if (pd->seq == seq) {
-        if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
-          rg = pd->rg;
-          pd->rg = nullptr;
-          if (rg == nullptr) pd->rready = true;
-        }
-        if (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR)) {
-          wg = pd->wg;
-          pd->wg = nullptr;
-          if (wg == nullptr) pd->wready = true;
+      {
+        SpinLockGuard guard(pd->lock);
+        if (pd->seq == seq) {
+          if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+            rg = pd->rg;
+            pd->rg = nullptr;
+            if (rg == nullptr) pd->rready = true;
+          }
+          if (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR)) {
+            wg = pd->wg;
+            pd->wg = nullptr;
+            if (wg == nullptr) pd->wready = true;
+          }
         }
       }
-      pd->lock.unlock();
       if (rg != nullptr) Ready(rg);
       if (wg != nullptr) Ready(wg);
       readied |= rg != nullptr || wg != nullptr;
@@ -165,37 +197,42 @@ class EpollWorkerPoller final : public WorkerPoller {
 
 class EpollNetpoll final : public Netpoll {
  public:
+  using Netpoll::Netpoll;
+
   const char* name() const override { return "epoll"; }
 
-  std::unique_ptr<WorkerPoller> NewWorkerPoller(Worker*) override {
-    return std::make_unique<EpollWorkerPoller>();
+  WorkerPoller* NewWorkerPoller(int worker) override {
+    if (static_cast<size_t>(worker) != pollers_.size())
+      Fatal("runtime: epoll: pollers out of order");
+    pollers_.push_back(std::make_unique<EpollWorkerPoller>());
+    return pollers_.back().get();
   }
 
-  int Open(PollDesc* pd) override {
-    Worker* w = CurrentWorker();
-    Sched* s = g_sched.load(std::memory_order_acquire);
-    if (s == nullptr) return -EINVAL;
-    // From a plain thread: worker 0's epoll (events are handled there).
-    auto* wp = static_cast<EpollWorkerPoller*>(w != nullptr ? w->poller.get()
-                                                            : s->workers[0]->poller.get());
+  PollDesc* NewDesc() override {
+    EpollDesc* pd = Cache().Get();
+    SpinLockGuard guard(pd->lock);
+    ++pd->seq;
+    pd->rready = pd->wready = false;
+    pd->home = nullptr;
+    return pd;
+  }
+
+  int Register(PollDesc* p) override {
+    EpollDesc* pd = Desc(p);
+    // From a plain thread: worker 0's epoll (its events are handled there).
+    auto* wp = static_cast<EpollWorkerPoller*>(CurrentWorkerPoller());
+    if (wp == nullptr) wp = pollers_.front().get();
     epoll_event ev{};
     ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
-    ev.data.u64 = Tag(pd);
+    {
+      SpinLockGuard guard(pd->lock);
+      ev.data.u64 = Tag(pd, pd->seq);
+    }
     if (epoll_ctl(wp->epfd(), EPOLL_CTL_ADD, pd->fd, &ev) != 0) return -errno;
     pd->home = wp;
     wp->Registered(1);
     return 0;
   }
-
-  void Deregister(PollDesc* pd) override {
-    auto* wp = static_cast<EpollWorkerPoller*>(pd->home);
-    if (wp == nullptr) return;
-    epoll_ctl(wp->epfd(), EPOLL_CTL_DEL, pd->fd, nullptr);
-    wp->Registered(-1);
-    pd->home = nullptr;
-  }
-
-  void Evict(PollDesc*) override {}  // nothing in the kernel: ClosePollDesc woke the waiters
 
   ssize_t Read(PollDesc* pd, void* buf, size_t len) override {
     for (;;) {
@@ -208,14 +245,17 @@ class EpollNetpoll final : public Netpoll {
     }
   }
 
-  ssize_t TryRead(PollDesc* pd, void* buf, size_t len) override {
+  ssize_t TryRead(PollDesc* p, void* buf, size_t len) override {
+    EpollDesc* pd = Desc(p);
     for (;;) {
       // An edge from before this recv is consumed by it: forget it, so only one that comes after
       // an EAGAIN makes HibernateRead return at once (Go's prepareRead resets the same way).
-      pd->lock.lock();
-      int err = PollDescError(pd, false);
-      pd->rready = false;
-      pd->lock.unlock();
+      int err;
+      {
+        SpinLockGuard guard(pd->lock);
+        err = PollDescError(pd, false);
+        pd->rready = false;
+      }
       if (err) return -err;
       ssize_t n = recv(pd->fd, buf, len, 0);
       if (n >= 0) return n;
@@ -223,7 +263,8 @@ class EpollNetpoll final : public Netpoll {
     }
   }
 
-  void HibernateRead(PollDesc* pd) override {
+  void HibernateRead(PollDesc* p) override {
+    EpollDesc* pd = Desc(p);
     pd->lock.lock();
     if (PollDescError(pd, false) != 0) {
       pd->lock.unlock();
@@ -293,14 +334,13 @@ class EpollNetpoll final : public Netpoll {
  private:
   // Go's prepareRead/prepareWrite: fail at once when closing or past the deadline.
   static int Prepare(PollDesc* pd, bool write) {
-    pd->lock.lock();
-    int err = PollDescError(pd, write);
-    pd->lock.unlock();
-    return err;
+    SpinLockGuard guard(pd->lock);
+    return PollDescError(pd, write);
   }
 
   // Waits for an edge on one side. 0 when the caller should retry its system call.
-  static int WaitIo(PollDesc* pd, bool write) {
+  static int WaitIo(PollDesc* p, bool write) {
+    EpollDesc* pd = Desc(p);
     pd->lock.lock();
     if (int err = PollDescError(pd, write)) {
       pd->lock.unlock();
@@ -313,15 +353,26 @@ class EpollNetpoll final : public Netpoll {
       return 0;
     }
     ParkOnPollDesc(pd, write);  // releases the lock
-    pd->lock.lock();
-    int err = PollDescError(pd, write);
-    pd->lock.unlock();
-    return err;
+    return Prepare(pd, write);
   }
+
+  std::vector<std::unique_ptr<EpollWorkerPoller>> pollers_;  // one per worker, made before they run
 };
+
+void EpollDesc::Teardown(bool live) {
+  // After the Run() that registered it, its epoll is closed: nothing to undo.
+  if (live && home != nullptr) {
+    epoll_ctl(home->epfd(), EPOLL_CTL_DEL, fd, nullptr);
+    home->Registered(-1);
+  }
+  home = nullptr;
+}
 
 }  // namespace
 
-std::unique_ptr<Netpoll> NewEpollNetpoll() { return std::make_unique<EpollNetpoll>(); }
+std::unique_ptr<Netpoll> NewEpollNetpoll(std::string reason, std::string* /*why_not*/) {
+  // Every Linux has epoll; a failure to make a worker's epoll instance is fatal there.
+  return std::make_unique<EpollNetpoll>(std::move(reason));
+}
 
 }  // namespace greenline::internal

@@ -12,16 +12,17 @@
 // Reads: multishot recv into a provided-buffer ring (one per worker ring, registered with
 // io_uring_register_buf_ring: liburing 2.3 has no io_uring_setup_buf_ring). A connection's recv
 // is armed once, on the ring of the worker whose goroutine first reads, and delivers chunks into
-// the PollDesc; Read copies out of them and gives the buffers back. An idle connection pins no
-// buffer of its own, only its goroutine's stack. Backpressure: when a connection holds more than
-// kMaxUnreadBytes (or kMaxUnreadChunks) not yet read, its recv is cancelled, so the socket's
-// receive buffer fills and TCP pushes back on the sender; Read re-arms it once the backlog is
-// consumed. The bound is soft: a multishot recv completes up to a few dozen buffers per wakeup,
-// and what the kernel delivered before the cancel took effect is kept (~270 KB when a 1 MiB burst
-// hits a reader that stopped: NetTest.AConnectionThatStopsReadingLeavesItsDataInTheKernel), but
-// no connection can drain the shared buffer ring (4 MiB per worker). When the ring has no free
-// buffer the multishot recv ends with ENOBUFS; the next Read then reads into the caller's own
-// buffer (a one-shot recv) and re-arms after.
+// the socket's UringDesc; Read copies out of them and gives the buffers back. An idle connection
+// pins no buffer of its own (and, with a hibernating goroutine, no stack either). Backpressure:
+// when a connection holds more than kMaxUnreadBytes (or kMaxUnreadChunks) not yet read, its recv is
+// cancelled, so the socket's receive buffer fills and TCP pushes back on the sender; Read re-arms
+// it once the backlog is consumed. The bound is soft: a multishot recv completes up to a few dozen
+// buffers per wakeup, and what the kernel delivered before the cancel took effect is kept (~270 KB
+// when a 1 MiB burst hits a reader that stopped:
+// NetTest.AConnectionThatStopsReadingLeavesItsDataInTheKernel), but no connection can drain the
+// shared buffer ring (4 MiB per worker). When the ring has no free buffer the multishot recv ends
+// with ENOBUFS; the next Read then reads into the caller's own buffer (a one-shot recv) and re-arms
+// after.
 //
 // Other operations (send, connect, that fallback recv) are one-shot and use the caller's memory:
 // the goroutine parks until the completion arrives, and nothing else may resume it: Close and
@@ -38,7 +39,12 @@
 // Stopping: each worker cancels everything on its ring and reaps until nothing is in flight
 // before the ring goes (goroutine stacks are still mapped then).
 //
-// user_data: a pointer (PollDesc or UringOp, 8-aligned) with a tag in its low 3 bits.
+// A socket's io_uring state (UringDesc: armed operations, delivered chunks and descriptors, the
+// one-shot operations in flight) is this file's alone; the generic PollDesc knows nothing of it.
+//
+// user_data: a pointer (UringDesc or UringOp, 8-aligned) with a tag in its low 3 bits.
+#include <string>
+
 #include "runtime/netpoll/netpoll.h"
 
 #if GREENLINE_HAVE_URING
@@ -59,8 +65,9 @@
 #include "runtime/base/fatal.h"
 #include "runtime/base/log.h"
 #include "runtime/base/spinlock.h"
-#include "runtime/sched/internal/sched.h"
+#include "runtime/netpoll/internal/backend.h"
 #include "runtime/sched/park.h"
+#include "runtime/sched/poller.h"
 
 #if GREENLINE_TSAN
 // liburing maps its rings with raw system calls, which TSan does not see: a ring mapped where an
@@ -82,14 +89,62 @@ void RemapForTsan(io_uring* ring) {
 #endif
 
 namespace greenline::internal {
+namespace {
 
+class UringWorkerPoller;
+
+// A one-shot operation a goroutine waits for (send, connect, a recv into the caller's buffer);
+// lives on that goroutine's stack until its completion.
 struct UringOp {
   G* g = nullptr;
-  WorkerPoller* ring = nullptr;  // where it was queued
+  UringWorkerPoller* ring = nullptr;  // where it was queued
   int32_t res = 0;
 };
 
-namespace {
+// One received chunk held for a reader: a provided buffer of `ring`.
+struct RecvChunk {
+  UringWorkerPoller* ring = nullptr;  // whose buffer ring the buffer goes back to
+  uint16_t bid = 0;                   // buffer id there
+  uint32_t off = 0;                   // bytes of it already consumed
+  uint32_t len = 0;
+};
+
+// A socket as the io_uring backend sees it. A multishot recv or accept lives on one worker's ring
+// while armed, and holds a reference; what it delivers waits here for the goroutine. A one-shot
+// operation is announced in rop/wop so Close and deadlines can cancel it: its goroutine resumes
+// only on its completion, never before (its buffer is in use).
+struct UringDesc final : PollDesc {
+  UringWorkerPoller* recv_home GL_GUARDED_BY(lock) = nullptr;
+  bool recv_armed GL_GUARDED_BY(lock) = false;
+  // The multishot recv ended for want of buffers: read into the caller's.
+  bool recv_nobufs GL_GUARDED_BY(lock) = false;
+  bool recv_eof GL_GUARDED_BY(lock) = false;
+  int recv_error GL_GUARDED_BY(lock) = 0;   // negative errno, sticky
+  uint32_t unread GL_GUARDED_BY(lock) = 0;  // bytes in chunks
+  std::vector<RecvChunk> chunks GL_GUARDED_BY(lock);
+  size_t chunk_head GL_GUARDED_BY(lock) = 0;
+  UringWorkerPoller* accept_home GL_GUARDED_BY(lock) = nullptr;
+  bool accept_armed GL_GUARDED_BY(lock) = false;
+  int accept_error GL_GUARDED_BY(lock) = 0;       // negative errno, reported once
+  std::vector<int> accepted GL_GUARDED_BY(lock);  // descriptors a multishot accept delivered
+  size_t accept_head GL_GUARDED_BY(lock) = 0;
+  UringOp* rop GL_GUARDED_BY(lock) = nullptr;
+  UringOp* wop GL_GUARDED_BY(lock) = nullptr;
+
+  // Back to the state of a socket never used.
+  void Reset() GL_REQUIRES(lock);
+  void Teardown(bool live) override;
+  void Recycle() override;
+};
+
+PollDescCache<UringDesc>& Cache() {
+  static auto* cache = new PollDescCache<UringDesc>();  // never freed: see PollDescCache
+  return *cache;
+}
+
+void UringDesc::Recycle() { Cache().Put(this); }
+
+UringDesc* Desc(PollDesc* pd) { return static_cast<UringDesc*>(pd); }
 
 constexpr unsigned kRingEntries = 1024;
 constexpr unsigned kBufCount = 1024;  // provided buffers per ring (power of two)
@@ -101,8 +156,8 @@ constexpr size_t kMaxAccepted = 128;
 
 enum Tag : uint64_t {
   kTagWake = 1,    // the eventfd read
-  kTagRecv = 2,    // PollDesc*: its multishot recv
-  kTagAccept = 3,  // PollDesc*: its multishot accept
+  kTagRecv = 2,    // UringDesc*: its multishot recv
+  kTagAccept = 3,  // UringDesc*: its multishot accept
   kTagOp = 4,      // UringOp*
   kTagIgnore = 5,  // cancel requests' own completions
 };
@@ -253,7 +308,7 @@ class UringWorkerPoller final : public WorkerPoller {
   }
   void Started() { ++inflight_; }  // an operation that will post a final completion
 
-  void ArmRecv(PollDesc* pd) {
+  void ArmRecv(UringDesc* pd) {
     io_uring_sqe* sqe = GetSqe();
     io_uring_prep_recv_multishot(sqe, pd->fd, nullptr, 0, 0);
     sqe->flags |= IOSQE_BUFFER_SELECT;
@@ -261,7 +316,7 @@ class UringWorkerPoller final : public WorkerPoller {
     io_uring_sqe_set_data64(sqe, Pack(pd, kTagRecv));
     Started();
   }
-  void ArmAccept(PollDesc* pd) {
+  void ArmAccept(UringDesc* pd) {
     io_uring_sqe* sqe = GetSqe();
     io_uring_prep_multishot_accept(sqe, pd->fd, nullptr, nullptr, SOCK_CLOEXEC);
     io_uring_sqe_set_data64(sqe, Pack(pd, kTagAccept));
@@ -275,13 +330,12 @@ class UringWorkerPoller final : public WorkerPoller {
 
   // Any thread: cancels the operation with this user_data on this ring.
   void RequestCancel(uint64_t user_data) {
-    Worker* w = CurrentWorker();
-    if (w != nullptr && w->poller.get() == this && started_) {
+    if (CurrentWorkerPoller() == this && started_) {
       Cancel(user_data);
       return;
     }
     {
-      std::lock_guard<SpinLock> lock(remote_lock_);
+      SpinLockGuard guard(remote_lock_);
       remote_.push_back(user_data);
       remote_pending_.store(true, std::memory_order_release);
     }
@@ -290,7 +344,7 @@ class UringWorkerPoller final : public WorkerPoller {
 
   // Any thread: gives a provided buffer back to this ring.
   void Recycle(uint16_t bid) {
-    std::lock_guard<SpinLock> lock(br_lock_);
+    SpinLockGuard guard(br_lock_);
     io_uring_buf_ring_add(br_, buffers_ + size_t{bid} * kBufSize, kBufSize, bid,
                           io_uring_buf_ring_mask(kBufCount), 0);
     io_uring_buf_ring_advance(br_, 1);
@@ -309,7 +363,7 @@ class UringWorkerPoller final : public WorkerPoller {
     if (!remote_pending_.load(std::memory_order_acquire)) return;
     std::vector<uint64_t> todo;
     {
-      std::lock_guard<SpinLock> lock(remote_lock_);
+      SpinLockGuard guard(remote_lock_);
       todo.swap(remote_);
       remote_pending_.store(false, std::memory_order_relaxed);
     }
@@ -318,13 +372,13 @@ class UringWorkerPoller final : public WorkerPoller {
 
   bool Reap();
   // Each returns whether it readied a goroutine.
-  bool OnRecv(PollDesc* pd, const io_uring_cqe* cqe);
-  bool OnAccept(PollDesc* pd, const io_uring_cqe* cqe);
+  bool OnRecv(UringDesc* pd, const io_uring_cqe* cqe);
+  bool OnAccept(UringDesc* pd, const io_uring_cqe* cqe);
 
   io_uring ring_{};
   io_uring_buf_ring* br_ = nullptr;
   char* buffers_ = nullptr;
-  SpinLock br_lock_;  // guards adds to br_ (any thread recycles)
+  SpinLock br_lock_;  // guards adds to br_ (any thread recycles): io_uring_buf_ring_add/advance
   int wakefd_ = -1;
   uint64_t wake_value_ = 0;
   bool started_ = false;
@@ -332,16 +386,14 @@ class UringWorkerPoller final : public WorkerPoller {
   int64_t inflight_ = 0;  // operations with a final completion to come; owned by the worker
   WakeGate gate_;
   SpinLock remote_lock_;
-  std::vector<uint64_t> remote_;  // cancellations asked by other threads; under remote_lock_
+  std::vector<uint64_t> remote_ GL_GUARDED_BY(remote_lock_);  // cancellations other threads asked
   std::atomic<bool> remote_pending_{false};
 };
 
-UringWorkerPoller* Home(WorkerPoller* p) { return static_cast<UringWorkerPoller*>(p); }
-
 UringWorkerPoller* CurrentRing() {
-  Worker* w = CurrentWorker();
-  if (w == nullptr) Fatal("runtime: io_uring operation outside a worker");
-  return Home(w->poller.get());
+  WorkerPoller* p = CurrentWorkerPoller();
+  if (p == nullptr) Fatal("runtime: io_uring operation outside a worker");
+  return static_cast<UringWorkerPoller*>(p);
 }
 
 bool UringWorkerPoller::Reap() {
@@ -361,11 +413,11 @@ bool UringWorkerPoller::Reap() {
         if (!stopping_) ArmWake();
         break;
       case kTagRecv:
-        readied |= OnRecv(static_cast<PollDesc*>(p), cqe);
+        readied |= OnRecv(static_cast<UringDesc*>(p), cqe);
         if (!more) --inflight_;
         break;
       case kTagAccept:
-        readied |= OnAccept(static_cast<PollDesc*>(p), cqe);
+        readied |= OnAccept(static_cast<UringDesc*>(p), cqe);
         if (!more) --inflight_;
         break;
       case kTagOp: {
@@ -385,7 +437,7 @@ bool UringWorkerPoller::Reap() {
   return readied;
 }
 
-bool UringWorkerPoller::OnRecv(PollDesc* pd, const io_uring_cqe* cqe) {
+bool UringWorkerPoller::OnRecv(UringDesc* pd, const io_uring_cqe* cqe) {
   bool more = (cqe->flags & IORING_CQE_F_MORE) != 0;
   bool cancel = false;
   pd->lock.lock();
@@ -416,7 +468,7 @@ bool UringWorkerPoller::OnRecv(PollDesc* pd, const io_uring_cqe* cqe) {
   return g != nullptr;
 }
 
-bool UringWorkerPoller::OnAccept(PollDesc* pd, const io_uring_cqe* cqe) {
+bool UringWorkerPoller::OnAccept(UringDesc* pd, const io_uring_cqe* cqe) {
   bool more = (cqe->flags & IORING_CQE_F_MORE) != 0;
   bool cancel = false;
   pd->lock.lock();
@@ -442,114 +494,88 @@ bool UringWorkerPoller::OnAccept(PollDesc* pd, const io_uring_cqe* cqe) {
 
 class UringNetpoll final : public Netpoll {
  public:
+  using Netpoll::Netpoll;
+
   const char* name() const override { return "io_uring"; }
   // The kernel waits for us: a connect on a non-blocking socket would complete with EINPROGRESS.
   bool NonBlockingSockets() const override { return false; }
 
-  std::unique_ptr<WorkerPoller> NewWorkerPoller(Worker*) override {
-    return std::make_unique<UringWorkerPoller>();
-  }
-
-  int Open(PollDesc*) override { return 0; }
-
-  void Deregister(PollDesc* pd) override {
-    // Nothing is in the kernel any more (each armed operation held a reference).
-    pd->lock.lock();
-    for (size_t i = pd->chunk_head; i < pd->chunks.size(); ++i) {
-      Home(pd->chunks[i].ring)->Recycle(pd->chunks[i].bid);
+  WorkerPoller* NewWorkerPoller(int worker) override {
+    if (static_cast<size_t>(worker) != pollers_.size()) {
+      Fatal("runtime: io_uring: pollers out of order");
     }
-    pd->chunks.clear();
-    pd->chunk_head = 0;
-    for (size_t i = pd->accept_head; i < pd->accepted.size(); ++i) close(pd->accepted[i]);
-    pd->accepted.clear();
-    pd->accept_head = 0;
-    pd->lock.unlock();
+    pollers_.push_back(std::make_unique<UringWorkerPoller>());
+    return pollers_.back().get();
   }
 
-  void Evict(PollDesc* pd) override {
-    pd->lock.lock();
+  PollDesc* NewDesc() override {
+    UringDesc* pd = Cache().Get();
+    SpinLockGuard guard(pd->lock);
+    pd->Reset();
+    return pd;
+  }
+
+  // Nothing to register: an operation names the descriptor itself.
+  int Register(PollDesc*) override { return 0; }
+
+  void Evict(PollDesc* p) override {
+    UringDesc* pd = Desc(p);
     struct Cancel {
       UringWorkerPoller* ring;
       uint64_t ud;
     } todo[4];
     int n = 0;
-    if (pd->recv_armed) todo[n++] = {Home(pd->recv_home), Pack(pd, kTagRecv)};
-    if (pd->accept_armed) todo[n++] = {Home(pd->accept_home), Pack(pd, kTagAccept)};
-    if (pd->rop != nullptr) todo[n++] = {Home(pd->rop->ring), Pack(pd->rop, kTagOp)};
-    if (pd->wop != nullptr) todo[n++] = {Home(pd->wop->ring), Pack(pd->wop, kTagOp)};
-    pd->lock.unlock();
+    {
+      SpinLockGuard guard(pd->lock);
+      if (pd->recv_armed) todo[n++] = {pd->recv_home, Pack(pd, kTagRecv)};
+      if (pd->accept_armed) todo[n++] = {pd->accept_home, Pack(pd, kTagAccept)};
+      if (pd->rop != nullptr) todo[n++] = {pd->rop->ring, Pack(pd->rop, kTagOp)};
+      if (pd->wop != nullptr) todo[n++] = {pd->wop->ring, Pack(pd->wop, kTagOp)};
+    }
     for (int i = 0; i < n; ++i) todo[i].ring->RequestCancel(todo[i].ud);
   }
 
-  void Interrupt(PollDesc* pd, bool write) override {
-    pd->lock.lock();
-    UringOp* op = write ? pd->wop : pd->rop;
-    UringWorkerPoller* ring = op != nullptr ? Home(op->ring) : nullptr;
-    uint64_t ud = Pack(op, kTagOp);
-    pd->lock.unlock();
+  void Interrupt(PollDesc* p, bool write) override {
+    UringDesc* pd = Desc(p);
+    UringWorkerPoller* ring = nullptr;
+    uint64_t ud = 0;
+    {
+      SpinLockGuard guard(pd->lock);
+      if (UringOp* op = write ? pd->wop : pd->rop) {
+        ring = op->ring;
+        ud = Pack(op, kTagOp);
+      }
+    }
     if (ring != nullptr) ring->RequestCancel(ud);
   }
 
   ssize_t Read(PollDesc* pd, void* buf, size_t len) override {
-    return DoRead(pd, buf, len, /*park=*/true);
+    return DoRead(Desc(pd), buf, len, /*park=*/true);
   }
 
   ssize_t TryRead(PollDesc* pd, void* buf, size_t len) override {
-    return DoRead(pd, buf, len, /*park=*/false);
+    return DoRead(Desc(pd), buf, len, /*park=*/false);
   }
 
-  void HibernateRead(PollDesc* pd) override {
+  void HibernateRead(PollDesc* p) override {
+    UringDesc* pd = Desc(p);
     pd->lock.lock();
     if (PollDescError(pd, false) != 0 || pd->chunk_head < pd->chunks.size() || pd->recv_eof ||
-        pd->recv_error != 0 || (pd->recv_nobufs && !pd->recv_armed)) {
+        pd->recv_error != 0 || (pd->recv_nobufs && !pd->recv_armed) ||
+        !ArmOnce(pd, /*accept=*/false)) {  // not armed: closing, which the next read says
       pd->lock.unlock();
       return;
     }
-    if (!ArmOnce(pd, /*accept=*/false)) return;  // closing: the next read says so
-    HibernateOnPollDesc(pd);                     // releases the lock
+    HibernateOnPollDesc(pd);  // releases the lock
   }
 
-  ssize_t DoRead(PollDesc* pd, void* buf, size_t len, bool park) {
-    for (;;) {
-      pd->lock.lock();
-      if (int err = PollDescError(pd, false)) {
-        pd->lock.unlock();
-        return -err;
-      }
-      if (pd->chunk_head < pd->chunks.size()) return CopyOut(pd, static_cast<char*>(buf), len);
-      if (pd->recv_eof) {
-        pd->lock.unlock();
-        return 0;
-      }
-      if (pd->recv_error != 0) {
-        int e = pd->recv_error;
-        pd->lock.unlock();
-        return e;
-      }
-      if (pd->recv_nobufs && !pd->recv_armed) {
-        // No provided buffer was free: read into the caller's, then arm again next time.
-        pd->recv_nobufs = false;
-        pd->lock.unlock();
-        ssize_t n = OneShot(
-            pd, false, [&](io_uring_sqe* sqe) { io_uring_prep_recv(sqe, pd->fd, buf, len, 0); });
-        if (n == -ECANCELED || n == -EINTR) continue;  // re-check closing / deadline
-        return n;
-      }
-      if (!ArmOnce(pd, /*accept=*/false)) return -kErrClosing;
-      if (!park) {
-        pd->lock.unlock();
-        return -EAGAIN;
-      }
-      ParkOnPollDesc(pd, false);  // releases the lock; chunks, EOF, errors, Close, deadlines
-    }
-  }
-
-  int Write(PollDesc* pd, const void* buf, size_t len, size_t* written) override {
-    const char* p = static_cast<const char*>(buf);
+  int Write(PollDesc* p, const void* buf, size_t len, size_t* written) override {
+    UringDesc* pd = Desc(p);
+    const char* out = static_cast<const char*>(buf);
     size_t done = 0;
     while (done < len) {
       ssize_t n = OneShot(pd, true, [&](io_uring_sqe* sqe) {
-        io_uring_prep_send(sqe, pd->fd, p + done, len - done, MSG_NOSIGNAL);
+        io_uring_prep_send(sqe, pd->fd, out + done, len - done, MSG_NOSIGNAL);
       });
       if (n > 0) {
         done += static_cast<size_t>(n);
@@ -564,7 +590,8 @@ class UringNetpoll final : public Netpoll {
     return 0;
   }
 
-  int Accept(PollDesc* pd, sockaddr* addr, socklen_t* addrlen) override {
+  int Accept(PollDesc* p, sockaddr* addr, socklen_t* addrlen) override {
+    UringDesc* pd = Desc(p);
     for (;;) {
       pd->lock.lock();
       if (int err = PollDescError(pd, false)) {
@@ -583,17 +610,21 @@ class UringNetpoll final : public Netpoll {
       }
       if (pd->accept_error != 0) {
         int e = pd->accept_error;
-        pd->accept_error = 0;                             // reported once; the next Accept re-arms
-        if (e == -ECONNABORTED || e == -EINTR) continue;  // a connection that died waiting: next
+        pd->accept_error = 0;  // reported once; the next Accept re-arms
         pd->lock.unlock();
+        if (e == -ECONNABORTED || e == -EINTR) continue;  // a connection that died waiting: next
         return e;
       }
-      if (!ArmOnce(pd, /*accept=*/true)) return -kErrClosing;
-      ParkOnPollDesc(pd, false);
+      if (!ArmOnce(pd, /*accept=*/true)) {
+        pd->lock.unlock();
+        return -kErrClosing;
+      }
+      ParkOnPollDesc(pd, false);  // releases the lock
     }
   }
 
-  int Connect(PollDesc* pd, const sockaddr* addr, socklen_t addrlen) override {
+  int Connect(PollDesc* p, const sockaddr* addr, socklen_t addrlen) override {
+    UringDesc* pd = Desc(p);
     ssize_t rc = OneShot(
         pd, true, [&](io_uring_sqe* sqe) { io_uring_prep_connect(sqe, pd->fd, addr, addrlen); });
     // Cancelled for no reason of ours (a stale cancel) or interrupted: the connect may still be
@@ -613,16 +644,58 @@ class UringNetpoll final : public Netpoll {
   }
 
  private:
-  // With pd->lock held: arms pd's multishot recv (or accept) on the calling worker's ring unless
-  // one is armed already; the armed operation holds a reference. False once Close has begun (the
-  // lock is then released).
-  static bool ArmOnce(PollDesc* pd, bool accept) {
+  ssize_t DoRead(UringDesc* pd, void* buf, size_t len, bool park) {
+    for (;;) {
+      pd->lock.lock();
+      if (int err = PollDescError(pd, false)) {
+        pd->lock.unlock();
+        return -err;
+      }
+      if (pd->chunk_head < pd->chunks.size()) {
+        RecvChunk emptied[kMaxCopyChunks];
+        int nemptied = 0;
+        size_t n = CopyOut(pd, static_cast<char*>(buf), len, emptied, &nemptied);
+        pd->lock.unlock();
+        for (int i = 0; i < nemptied; ++i) emptied[i].ring->Recycle(emptied[i].bid);
+        return static_cast<ssize_t>(n);
+      }
+      if (pd->recv_eof) {
+        pd->lock.unlock();
+        return 0;
+      }
+      if (pd->recv_error != 0) {
+        int e = pd->recv_error;
+        pd->lock.unlock();
+        return e;
+      }
+      if (pd->recv_nobufs && !pd->recv_armed) {
+        // No provided buffer was free: read into the caller's, then arm again next time.
+        pd->recv_nobufs = false;
+        pd->lock.unlock();
+        ssize_t n = OneShot(
+            pd, false, [&](io_uring_sqe* sqe) { io_uring_prep_recv(sqe, pd->fd, buf, len, 0); });
+        if (n == -ECANCELED || n == -EINTR) continue;  // re-check closing / deadline
+        return n;
+      }
+      if (!ArmOnce(pd, /*accept=*/false)) {
+        pd->lock.unlock();
+        return -kErrClosing;
+      }
+      if (!park) {
+        pd->lock.unlock();
+        return -EAGAIN;
+      }
+      ParkOnPollDesc(pd, false);  // releases the lock; chunks, EOF, errors, Close, deadlines
+    }
+  }
+
+  // Arms pd's multishot recv (or accept) on the calling worker's ring unless one is armed already;
+  // the armed operation holds a reference. False once Close has begun (nothing armed). Never
+  // releases the lock.
+  static bool ArmOnce(UringDesc* pd, bool accept) GL_REQUIRES(pd->lock) {
     bool& armed = accept ? pd->accept_armed : pd->recv_armed;
     if (armed) return true;
-    if (!AcquirePollDesc(pd)) {
-      pd->lock.unlock();
-      return false;
-    }
+    if (!AcquirePollDesc(pd)) return false;
     UringWorkerPoller* ring = CurrentRing();
     armed = true;
     if (accept) {
@@ -635,20 +708,22 @@ class UringNetpoll final : public Netpoll {
     return true;
   }
 
-  // Copies buffered chunks out (pd->lock held; releases it), recycling emptied buffers, and
-  // re-arms a recv that backpressure stopped once the backlog is consumed.
-  ssize_t CopyOut(PollDesc* pd, char* buf, size_t len) {
+  // At most this many chunks are emptied by one read: their buffers go back after the lock.
+  static constexpr int kMaxCopyChunks = 8;
+
+  // Copies buffered chunks out into `buf`; the chunks it empties go to `emptied` (*nemptied of
+  // them), for the caller to give back to their rings once it has released the lock.
+  static size_t CopyOut(UringDesc* pd, char* buf, size_t len, RecvChunk* emptied, int* nemptied)
+      GL_REQUIRES(pd->lock) {
     size_t n = 0;
-    RecvChunk done[8];
-    int ndone = 0;
-    while (n < len && pd->chunk_head < pd->chunks.size() && ndone < 8) {
+    while (n < len && pd->chunk_head < pd->chunks.size() && *nemptied < kMaxCopyChunks) {
       RecvChunk& c = pd->chunks[pd->chunk_head];
       size_t take = std::min<size_t>(len - n, c.len - c.off);
-      std::memcpy(buf + n, Home(c.ring)->Buffer(c.bid) + c.off, take);
+      std::memcpy(buf + n, c.ring->Buffer(c.bid) + c.off, take);
       c.off += static_cast<uint32_t>(take);
       n += take;
       if (c.off == c.len) {
-        done[ndone++] = c;
+        emptied[(*nemptied)++] = c;
         ++pd->chunk_head;
       }
     }
@@ -657,16 +732,14 @@ class UringNetpoll final : public Netpoll {
       pd->chunks.clear();
       pd->chunk_head = 0;
     }
-    pd->lock.unlock();
-    for (int i = 0; i < ndone; ++i) Home(done[i].ring)->Recycle(done[i].bid);
-    return static_cast<ssize_t>(n);
+    return n;
   }
 
   // Queues one operation on the current worker's ring, parks until its completion, and returns
   // its result; -kErrClosing / -kErrDeadline when it was cancelled for that (or is not started
   // because of it).
   template <class Prep>
-  ssize_t OneShot(PollDesc* pd, bool write, Prep prep) {
+  ssize_t OneShot(UringDesc* pd, bool write, Prep prep) {
     UringOp op;
     op.g = CurrentG();
     UringWorkerPoller* ring = CurrentRing();
@@ -683,33 +756,73 @@ class UringNetpoll final : public Netpoll {
     (write ? pd->wop : pd->rop) = &op;
     // Readied only by the completion (Reap), which cannot come before this worker submits.
     ParkUnlock(WaitReason::kIOWait, &pd->lock);
-    pd->lock.lock();
-    (write ? pd->wop : pd->rop) = nullptr;
-    int err = PollDescError(pd, write);
-    pd->lock.unlock();
+    int err;
+    {
+      SpinLockGuard guard(pd->lock);
+      (write ? pd->wop : pd->rop) = nullptr;
+      err = PollDescError(pd, write);
+    }
     if (op.res == -ECANCELED && err != 0) return -err;
     if (op.res < 0 && err == kErrClosing) return -err;
     return op.res;
   }
+
+  std::vector<std::unique_ptr<UringWorkerPoller>> pollers_;  // one per worker, made before they run
 };
 
-}  // namespace
+void UringDesc::Reset() {
+  recv_home = accept_home = nullptr;
+  recv_armed = recv_nobufs = recv_eof = accept_armed = false;
+  recv_error = accept_error = 0;
+  unread = 0;
+  chunks.clear();
+  chunk_head = 0;
+  accepted.clear();
+  accept_head = 0;
+  rop = wop = nullptr;
+}
 
-std::unique_ptr<Netpoll> NewUringNetpoll(int* error) {
+void UringDesc::Teardown(bool live) {
+  // Nothing is in the kernel any more: each armed operation held a reference.
+  SpinLockGuard guard(lock);
+  // The buffers go back to their rings while the Run() that made the rings runs; after it, the
+  // rings and their buffers are gone, and so are the goroutines rop/wop named.
+  if (live) {
+    for (size_t i = chunk_head; i < chunks.size(); ++i) chunks[i].ring->Recycle(chunks[i].bid);
+  }
+  // Descriptors accepted and never taken are the process's, whichever Run() took them.
+  for (size_t i = accept_head; i < accepted.size(); ++i) close(accepted[i]);
+  Reset();
+}
+
+// Why io_uring_setup (or the provided-buffer ring's registration) failed, for the start-up log.
+const char* ExplainSetupError(int err) {
+  switch (err) {
+    case EPERM:
+      return "EPERM: blocked by seccomp or kernel.io_uring_disabled";
+    case ENOSYS:
+      return "ENOSYS: no io_uring in this kernel or emulator";
+    case EINVAL:
+      return "EINVAL: an older kernel";
+    case ENOTSUP:
+      return "kernel older than 6.0: no multishot recv";
+    default:
+      return "unexpected";
+  }
+}
+
+// 0 if this kernel can run the backend, else the errno that says why not.
+int ProbeUring() {
   // Multishot recv needs 6.0, and no probe opcode says so: go by the kernel's version.
   utsname u{};
   int major = 0, minor = 0;
   if (uname(&u) == 0 && std::sscanf(u.release, "%d.%d", &major, &minor) == 2 && major < 6) {
-    *error = ENOTSUP;
-    return nullptr;
+    return ENOTSUP;
   }
-  // Probe: a ring with the flags the workers will use, and a provided-buffer ring on it (5.19+).
+  // A ring with the flags the workers will use, and a provided-buffer ring on it (5.19+).
   io_uring ring{};
   int rc = SetupRing(&ring, nullptr);
-  if (rc < 0) {
-    *error = -rc;
-    return nullptr;
-  }
+  if (rc < 0) return -rc;
   size_t bytes = sizeof(io_uring_buf) * 8;
   void* mem = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   io_uring_buf_reg reg{};
@@ -719,21 +832,30 @@ std::unique_ptr<Netpoll> NewUringNetpoll(int* error) {
   rc = mem == MAP_FAILED ? -ENOMEM : io_uring_register_buf_ring(&ring, &reg, 0);
   io_uring_queue_exit(&ring);
   if (mem != MAP_FAILED) munmap(mem, bytes);
-  if (rc != 0) {
-    *error = -rc;
+  return -rc;
+}
+
+}  // namespace
+
+std::unique_ptr<Netpoll> NewUringNetpoll(std::string reason, std::string* why_not) {
+  if (int err = ProbeUring()) {
+    *why_not = std::string("io_uring_setup failed: ") + std::strerror(err) + " (" +
+               ExplainSetupError(err) + ")";
     return nullptr;
   }
-  return std::make_unique<UringNetpoll>();
+  return std::make_unique<UringNetpoll>(std::move(reason));
 }
 
 }  // namespace greenline::internal
 
 #else  // !GREENLINE_HAVE_URING
 
+#include <string>
+
 namespace greenline::internal {
 
-std::unique_ptr<Netpoll> NewUringNetpoll(int* error) {
-  *error = 0;  // not an errno: built without liburing
+std::unique_ptr<Netpoll> NewUringNetpoll(std::string /*reason*/, std::string* why_not) {
+  *why_not = "io_uring: this build has no liburing";
   return nullptr;
 }
 

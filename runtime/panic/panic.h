@@ -72,6 +72,8 @@
 #include <utility>
 #include <vector>
 
+#include "runtime/sched/goroutine.h"
+
 namespace greenline {
 
 namespace internal {
@@ -185,9 +187,6 @@ struct PanicException {
   uintptr_t pcs[48];
   int npcs = 0;
 };
-
-// What Goexit() throws. Frames run their deferred calls for it; the goroutine's entry ends it.
-struct GoexitSignal {};
 
 [[noreturn]] void ThrowPanic(PanicValue value);
 // Records the frame of the deferred call now running for a panic (see Defer::InvokeForPanic).

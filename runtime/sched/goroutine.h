@@ -34,6 +34,10 @@ struct Resume {
 
 namespace internal {
 
+// What Goexit() (panic.h) throws. Frames run their deferred calls for it; the goroutine's outermost
+// frame (the scheduler's) ends the goroutine.
+struct GoexitSignal {};
+
 struct G;
 using GoEntry = void (*)(void* callable);   // runs the callable, then destroys it
 using GoStep = Resume (*)(void* callable);  // runs one step of the callable; it stays alive

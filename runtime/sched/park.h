@@ -15,6 +15,7 @@
 #include <cstdint>
 
 #include "runtime/base/spinlock.h"
+#include "runtime/base/thread_annotations.h"
 #include "runtime/sched/state.h"
 
 namespace greenline::internal {
@@ -29,15 +30,16 @@ uint64_t GoroutineIdOf(const G* g);
 // Parks the current goroutine with `reason`; see above. Must be called on a goroutine.
 void Park(WaitReason reason, bool (*commit)(G* g, void* arg), void* arg);
 
-// Park() whose commit unlocks `lock`: the common case.
-void ParkUnlock(WaitReason reason, SpinLock* lock);
+// Park() whose commit unlocks `lock`: the common case. The lock is given back on every path (once
+// the goroutine is switched out), so callers hold it when they call and not when it returns.
+void ParkUnlock(WaitReason reason, SpinLock* lock) GL_RELEASE(lock);
 
 // Park() for a hibernating goroutine (GoHibernating) in the Resume wait between its steps, the only
 // place it may be called: nothing on the stack is kept, so the stack goes back to the pool as the
 // goroutine parks, and once readied it starts its next step on a fresh stack. Never returns (also
 // not when commit abandons the park: the next step then starts at once).
 [[noreturn]] void ParkHibernate(WaitReason reason, bool (*commit)(G* g, void* arg), void* arg);
-[[noreturn]] void ParkHibernateUnlock(WaitReason reason, SpinLock* lock);
+[[noreturn]] void ParkHibernateUnlock(WaitReason reason, SpinLock* lock) GL_RELEASE(lock);
 
 // Makes a parked goroutine runnable. From a goroutine: it goes in this worker's runnext slot (it
 // runs next, inheriting the time slice, as in Go). From any other thread: the global run queue.

@@ -3,7 +3,8 @@
 // Glossary.
 //   G       a goroutine: a fiber (context + stack) and its bookkeeping (internal/g.h).
 //   worker  Go's P with its M: an OS thread that runs goroutines, with a local run queue, a
-//           runnext slot, a timer heap, a free-G cache and a parker (internal/sched.h).
+//           runnext slot, a timer heap, a free-G cache and a poller to sleep in (internal/sched.h,
+//           poller.h).
 //   g0      a worker thread's own stack. It finds work, fires timers and parks; goroutines switch
 //           to it only when they have no other goroutine to hand over to.
 //
@@ -29,8 +30,8 @@
 // Finding work and parking (FindRunnable on g0): due timers, runnext and local queue, global
 // queue, then stealing half of a random victim's queue (4 passes; the last also takes runnext;
 // thieves fire the victims' due timers too). Only a bounded number of workers look at once
-// ("spinning", at most half the busy ones, as Go). A worker with nothing parks in its Parker until
-// its earliest timer. A goroutine made runnable wakes one parked worker, and only when no worker
+// ("spinning", at most half the busy ones, as Go). A worker with nothing sleeps in its poller
+// (poller.h: io_uring_enter or epoll_wait) until its earliest timer, I/O, or a Wake. A goroutine made runnable wakes one parked worker, and only when no worker
 // is spinning (wakep): a spinning worker that finds work wakes the next one, so wakeups ripple
 // only as far as the work goes. The last worker to park checks for deadlock. One difference from
 // Go: our run-queue stores are release stores, not sequentially consistent ones, so a Ready() on a
@@ -76,7 +77,6 @@
 #include "runtime/base/fatal.h"
 #include "runtime/base/log.h"
 #include "runtime/base/runtime_error.h"
-#include "runtime/panic/panic.h"
 #include "runtime/sched/goroutine.h"
 #include "runtime/sched/internal/sched.h"
 #include "runtime/sched/maxprocs.h"
@@ -419,7 +419,8 @@ void GoroutineMain(void* arg) {
     // Goexit: every frame has run its deferred calls on the way here; the goroutine just ends.
     if (g->step != nullptr) g->destroy(g->callable);
   } catch (...) {
-    ReportUnrecoveredPanic(g->id);  // Go's report, exit status 2
+    // Go's report, exit status 2 (panic/panic.cc, wired in by run/run.cc).
+    g_sched.load(std::memory_order_relaxed)->deps.unrecovered_panic(g->id);
   }
   GoroutineExit(CurrentWorker(), g);
 }
@@ -769,6 +770,11 @@ __attribute__((noinline)) Worker* CurrentWorker() {
   // pure across a context switch).
   asm volatile("" ::: "memory");
   return tls_worker;
+}
+
+WorkerPoller* CurrentWorkerPoller() {
+  Worker* w = CurrentWorker();
+  return w != nullptr ? w->poller : nullptr;
 }
 
 bool RunqEmpty(const Worker* w) {
@@ -1136,9 +1142,15 @@ void RaiseFileLimit() {
 
 }  // namespace
 
-void Run(std::function<void()> main_goroutine, const Options& options) {
-  using internal::Sched;
-  using internal::Worker;
+}  // namespace greenline
+
+namespace greenline::internal {
+
+void RunScheduler(std::function<void()> main_goroutine, const Options& options,
+                  const SchedulerDeps& deps) {
+  if (deps.pollers == nullptr || deps.unrecovered_panic == nullptr) {
+    Fatal("runtime: RunScheduler needs a poller backend and a panic report");
+  }
   if (g_sched.load(std::memory_order_acquire) != nullptr) {
     Fatal("runtime: Run called while a runtime is already running");
   }
@@ -1151,22 +1163,21 @@ void Run(std::function<void()> main_goroutine, const Options& options) {
   if (stack_size == 0) stack_size = StackSizeFromEnv();
   if (stack_size == 0) stack_size = kDefaultStackSize;
   s->stacks = std::make_unique<StackPool>(stack_size);
+  s->deps = deps;
   RaiseFileLimit();
-  std::string poller_reason;
-  s->netpoll = internal::NewNetpoll(options.poller, &poller_reason);
   for (int i = 0; i < s->nworkers; ++i) {
     auto w = std::make_unique<Worker>();
     w->id = i;
     w->rand_state = 0x9E3779B97F4A7C15ull * static_cast<uint64_t>(i + 1);
-    w->poller = s->netpoll->NewWorkerPoller(w.get());
+    w->poller = deps.pollers->NewWorkerPoller(i);
     s->workers.push_back(std::move(w));
   }
-  internal::SetCurrentNetpoll(s->netpoll.get(), poller_reason);
+  deps.pollers->WorkersStarting();
   if (options.log_startup) {
     Logf(LogLevel::kInfo, "runtime: %d workers (%s), %zu KiB goroutine stacks, guard pages by %s",
          s->nworkers, procs.source.c_str(), s->stacks->stack_size() / 1024,
          GuardModeName(s->stacks->guard_mode()));
-    Logf(LogLevel::kInfo, "runtime: poller %s", poller_reason.c_str());
+    Logf(LogLevel::kInfo, "runtime: poller %s", deps.pollers->Describe().c_str());
   }
   LoadSymbols();  // now, so the stack-overflow handler never has to
   s->coarse_now.store(internal::Nanotime(), std::memory_order_relaxed);
@@ -1228,7 +1239,7 @@ void Run(std::function<void()> main_goroutine, const Options& options) {
   SetFatalHook(nullptr);
   internal::ClearTimers(s);
   g_sched.store(nullptr, std::memory_order_release);
-  internal::SetCurrentNetpoll(nullptr, "");
+  deps.pollers->WorkersStopped();
   if (jobs_in_flight) {
     // A blocking call still runs on a pool thread and writes its result into its goroutine's
     // stack: keep every stack mapped (a deliberate leak, once per such Run; Main exits anyway).
@@ -1238,9 +1249,4 @@ void Run(std::function<void()> main_goroutine, const Options& options) {
   sched.reset();
 }
 
-void Main(std::function<void()> main_goroutine, const Options& options) {
-  Run(std::move(main_goroutine), options);
-  std::exit(0);
-}
-
-}  // namespace greenline
+}  // namespace greenline::internal

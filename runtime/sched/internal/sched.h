@@ -17,9 +17,10 @@
 #include "runtime/base/spinlock.h"
 #include "runtime/fiber/fiber.h"
 #include "runtime/fiber/stack.h"
-#include "runtime/netpoll/netpoll.h"
 #include "runtime/sched/internal/g.h"
+#include "runtime/sched/poller.h"
 #include "runtime/sched/runtime.h"
+#include "runtime/sched/start.h"
 #include "runtime/sched/state.h"
 #include "runtime/sched/timer.h"
 
@@ -77,10 +78,11 @@ struct alignas(64) Worker {
   std::atomic<int64_t> timer0_when{0};
   std::atomic<int64_t> ntimers{0};
 
-  // Parking: the worker sleeps in its poller (netpoll/netpoll.h), which also brings it I/O.
-  // Created before the thread starts; Wake() from any thread, the rest from this worker's thread.
-  // `idle`, `idle_next` and a waker's `spinning = true` are guarded by Sched::lock.
-  std::unique_ptr<WorkerPoller> poller;
+  // Parking: the worker sleeps in its poller (poller.h), which also brings it I/O. Owned by the
+  // poller backend and made before the thread starts; Wake() from any thread, the rest from this
+  // worker's thread. `idle`, `idle_next` and a waker's `spinning = true` are guarded by
+  // Sched::lock.
+  WorkerPoller* poller = nullptr;
   bool idle = false;
   Worker* idle_next = nullptr;
   bool spinning = false;
@@ -115,7 +117,7 @@ struct Sched {
   Options options;
   // Workers arrive once their poller is set up; none runs a goroutine before all have.
   std::latch pollers_started;
-  std::unique_ptr<Netpoll> netpoll;  // the backend every worker's poller belongs to
+  SchedulerDeps deps;  // the poller backend and the panic report (start.h); set before workers run
   int nworkers = 0;
   std::vector<std::unique_ptr<Worker>> workers;
   std::unique_ptr<StackPool> stacks;

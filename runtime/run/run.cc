@@ -1,0 +1,33 @@
+// greenline::Run and Main (sched/runtime.h): the runtime's composition root.
+//
+// The scheduler depends on nothing above it, so something has to put the pieces together: the
+// netpoller backend the workers sleep in (netpoll/), and the report of a panic that escapes a
+// goroutine (panic/). This file, the top of the runtime's module stack, does only that:
+//
+//   base <- fiber <- sched <- (netpoll, chan, sync, panic) <- (net, run)
+#include <cstdlib>
+#include <string>
+#include <utility>
+
+#include "runtime/netpoll/netpoll.h"
+#include "runtime/panic/panic.h"
+#include "runtime/sched/runtime.h"
+#include "runtime/sched/start.h"
+
+namespace greenline {
+
+void Run(std::function<void()> main_goroutine, const Options& options) {
+  // Chosen (and, when forced and unavailable, refused with a fatal error) before any thread starts.
+  std::unique_ptr<internal::Netpoll> netpoll = internal::NewNetpoll(options.poller);
+  internal::SchedulerDeps deps;
+  deps.pollers = netpoll.get();
+  deps.unrecovered_panic = &internal::ReportUnrecoveredPanic;
+  internal::RunScheduler(std::move(main_goroutine), options, deps);
+}
+
+void Main(std::function<void()> main_goroutine, const Options& options) {
+  Run(std::move(main_goroutine), options);
+  std::exit(0);
+}
+
+}  // namespace greenline
