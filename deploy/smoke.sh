@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # deploy/smoke.sh: builds greenline's Docker image from the top-level Dockerfile and runs it for
-# real: the checks of the Docker issue, step by step. Run as root from anywhere; CI runs it as
+# real: the checks below, step by step. Run as root from anywhere; CI runs it as
 # the `docker` stage. About 4 minutes on a 2-core machine, most of it the image build.
 #
 #   [0/7] engine and base images: uses the Docker engine that is running, else starts dockerd

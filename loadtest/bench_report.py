@@ -21,10 +21,10 @@ server's peak RSS is VmHWM from /proc/PID/status. "Foreign" work is the server C
 above the server process's own CPU time, as a share of the window: another tenant ran there, and
 the run is repeated (loadtest/lib.sh, netpoll_bench/README.md).
 
-The capacity rule (issue 7): a throughput is the server's capacity only when the server's CPU was
-at least 95% busy and the client's was not; when the client's CPU was, the run is client-bound and
-the server's CPU per line (or delivery) is the comparison; when neither was, the run measured
-latency at a load below both.
+The capacity rule (loadtest/README.md): a throughput is the server's capacity only when the
+server's CPU was at least 95% busy and the client's was not; when the client's CPU was, the run is
+client-bound and the server's CPU per line (or delivery) is the comparison; when neither was, the
+run measured latency at a load below both.
 """
 
 import argparse
@@ -865,7 +865,7 @@ def cmd_report(a):
                   f"the server's CPU for more than {settings['max_foreign']}% of the window** (another tenant "
                   "ran there; every try was disturbed): their CPU figures are not the server's "
                   "alone, and their throughput is not its capacity. See 'foreign' under Every run.\n")
-    md.append("## Goals (issue 7)\n")
+    md.append("## Goals\n")
     md.append("Echo CPU goals are judged on the paired ratio (each repetition's greenline run over "
               "the peer's run of the same repetition, median), which cancels most of this machine's "
               "drift; the tables show ratios of medians. UNPROVEN: the run could not decide it (one "

@@ -218,7 +218,7 @@ TEST_P(AdminTest, MetricsAreWellFormedAndShowTheCounts) {
           "greenline_panics_recovered_total", "greenline_disconnects_total", "greenline_goroutines",
           "greenline_chat_rooms", "greenline_poller_info", "process_resident_memory_bytes",
           "process_cpu_seconds_total", "process_open_fds"}) {
-      EXPECT_TRUE(p.types.count(family)) << "the issue names " << family;
+      EXPECT_TRUE(p.types.count(family)) << "docs/operating.md lists " << family;
     }
   });
 }

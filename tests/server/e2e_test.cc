@@ -1,5 +1,5 @@
 // End to end: the real greenline binary over real loopback sockets, on both pollers (io_uring
-// skipped with the reason where no ring can be set up). The expected lines are the issue's
+// skipped with the reason where no ring can be set up). The expected lines are the documented
 // formats written out, not the server's own constants, so a format that drifts fails here.
 #include <gtest/gtest.h>
 #include <signal.h>

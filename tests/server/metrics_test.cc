@@ -1,7 +1,7 @@
 // Tests for server/metrics.h: sharded counters and gauges (cells on cache lines of their own,
 // threads spread over shards, sums exact once updates stop, from many threads at once; Gauge::Set
 // serialised against other Sets and losing no concurrent Add), the label names, and the Prometheus
-// rendering: well-formed text with every family the issue names, the counts made here, the
+// rendering: well-formed text with every family docs/operating.md lists, the counts made here, the
 // runtime's goroutine states, workers and poller while a runtime runs, and process metrics that
 // describe this process.
 #include "server/metrics.h"
