@@ -10,8 +10,8 @@
 #include <cstring>
 #include <utility>
 
-#include "runtime/sched/dump.h"
-#include "runtime/sched/goroutine.h"
+#include "greenline/dump.h"
+#include "greenline/goroutine.h"
 
 namespace greenline::server {
 namespace {

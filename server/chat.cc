@@ -8,13 +8,13 @@
 #include <cstring>
 #include <utility>
 
+#include "greenline/goroutine.h"
+#include "greenline/panic.h"
+#include "greenline/timer_chan.h"
 #include "protocol/chat.h"
 #include "protocol/line.h"
 #include "protocol/sanitize.h"
 #include "protocol/telnet.h"
-#include "runtime/chan/timer_chan.h"
-#include "runtime/panic/panic.h"
-#include "runtime/sched/goroutine.h"
 #include "server/linger.h"
 #include "server/session.h"
 

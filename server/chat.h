@@ -21,10 +21,10 @@
 #include <unordered_map>
 #include <vector>
 
-#include "runtime/base/spinlock.h"
-#include "runtime/chan/chan.h"
-#include "runtime/net/net.h"
-#include "runtime/sync/mutex.h"
+#include "greenline/chan.h"
+#include "greenline/internal/spinlock.h"
+#include "greenline/mutex.h"
+#include "greenline/net.h"
 #include "server/server.h"
 
 namespace greenline::server {

@@ -10,7 +10,7 @@
 #include <string>
 #include <string_view>
 
-#include "runtime/sched/runtime.h"
+#include "greenline/runtime.h"
 
 namespace greenline::server {
 

@@ -5,9 +5,9 @@
 #include <span>
 #include <string>
 
+#include "greenline/panic.h"
 #include "protocol/chat.h"
 #include "protocol/line.h"
-#include "runtime/panic/panic.h"
 #include "server/linger.h"
 #include "server/session.h"
 

@@ -2,7 +2,7 @@
 // untouched. One goroutine per connection.
 #pragma once
 
-#include "runtime/net/net.h"
+#include "greenline/net.h"
 #include "server/server.h"
 
 namespace greenline::server {

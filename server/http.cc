@@ -34,12 +34,11 @@
 #include <list>
 #include <mutex>
 
-#include "runtime/base/backtrace.h"
-#include "runtime/base/log.h"
-#include "runtime/panic/panic.h"
-#include "runtime/sched/goroutine.h"
-#include "runtime/sync/mutex.h"
-#include "runtime/sync/wait_group.h"
+#include "greenline/goroutine.h"
+#include "greenline/log.h"
+#include "greenline/mutex.h"
+#include "greenline/panic.h"
+#include "greenline/wait_group.h"
 #include "server/linger.h"
 
 namespace greenline::server {
@@ -142,19 +141,11 @@ bool SplitTarget(std::string_view target, HttpRequest& req) {
   return true;
 }
 
-// Where the panic now being handled was raised, for the log. From a deferred call while the panic
-// unwinds (the exception is then the one being handled). Panic() records its backtrace in the
-// exception (panic.h's internal::PanicException, what the runtime's own report prints); any other
-// C++ exception carries none.
+// Where the panic now being handled was raised, for the log. From the deferred call that recovered
+// it. Panic() records its backtrace (PanicStack); any other C++ exception carries none.
 std::string PanicOrigin() {
-  std::exception_ptr e = std::current_exception();
-  if (!e) return {};
-  try {
-    std::rethrow_exception(e);
-  } catch (const greenline::internal::PanicException& pe) {
-    return FormatBacktrace(pe.pcs, pe.npcs);
-  } catch (...) {
-  }
+  std::string stack = PanicStack();
+  if (!stack.empty()) return stack;
   return "\t(a C++ exception not raised by Panic: where it was thrown is not recorded)\n";
 }
 

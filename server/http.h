@@ -50,7 +50,7 @@
 #include <utility>
 #include <vector>
 
-#include "runtime/net/net.h"
+#include "greenline/net.h"
 #include "server/metrics.h"
 
 namespace greenline::server {

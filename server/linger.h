@@ -1,7 +1,7 @@
 // Ending a connection without losing what was last sent to it.
 #pragma once
 
-#include "runtime/net/net.h"
+#include "greenline/net.h"
 #include "server/metrics.h"
 
 namespace greenline::server {

@@ -12,7 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "runtime/base/log.h"
+#include "greenline/log.h"
 
 namespace greenline::server {
 

@@ -1,5 +1,5 @@
 // The server's logs: spdlog to stdout, as text or as one JSON object per line, and the runtime's
-// own lines (base/log.h) forwarded into the same stream.
+// own lines (greenline/log.h) forwarded into the same stream.
 //
 // Asynchronous: a log call formats the line and queues it (8,192 lines), and one spdlog thread
 // writes them. A worker thread must not block on stdout: under `docker logs` it is a pipe that

@@ -17,13 +17,13 @@
 #include <string>
 #include <vector>
 
+#include "greenline/chan.h"
+#include "greenline/goroutine.h"
+#include "greenline/net.h"
+#include "greenline/runtime.h"
+#include "greenline/timer_chan.h"
+#include "greenline/wait_group.h"
 #include "protocol/chat.h"
-#include "runtime/chan/chan.h"
-#include "runtime/chan/timer_chan.h"
-#include "runtime/net/net.h"
-#include "runtime/sched/goroutine.h"
-#include "runtime/sched/runtime.h"
-#include "runtime/sync/wait_group.h"
 #include "server/admin.h"
 #include "server/chat.h"
 #include "server/config.h"

@@ -12,9 +12,9 @@
 #include <cstring>
 #include <thread>
 
-#include "runtime/net/net.h"
-#include "runtime/sched/runtime.h"
-#include "runtime/sched/state.h"
+#include "greenline/net.h"
+#include "greenline/runtime.h"
+#include "greenline/state.h"
 
 #ifndef GREENLINE_VERSION
 #error "GREENLINE_VERSION must be defined by the build (server/CMakeLists.txt)"

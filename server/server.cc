@@ -6,7 +6,7 @@
 #include <mutex>
 #include <vector>
 
-#include "runtime/sched/goroutine.h"
+#include "greenline/goroutine.h"
 #include "server/linger.h"
 
 namespace greenline::server {

@@ -14,8 +14,8 @@
 #include <string>
 #include <unordered_set>
 
-#include "runtime/net/net.h"
-#include "runtime/sync/mutex.h"
+#include "greenline/mutex.h"
+#include "greenline/net.h"
 #include "server/config.h"
 #include "server/metrics.h"
 

@@ -2,7 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include "runtime/sched/goroutine.h"
+#include "greenline/goroutine.h"
 
 namespace greenline::server {
 

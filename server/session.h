@@ -7,8 +7,8 @@
 #include <cstdint>
 #include <string>
 
-#include "runtime/net/net.h"
-#include "runtime/panic/panic.h"
+#include "greenline/net.h"
+#include "greenline/panic.h"
 #include "server/metrics.h"
 #include "server/server.h"
 

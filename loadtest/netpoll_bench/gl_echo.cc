@@ -1,5 +1,5 @@
 // gl_echo: greenline's side of the netpoller benchmark (bench.sh, README.md). The echo server of
-// runtime/net/net.h's header comment, as a user would write it: a goroutine per connection that
+// greenline/net.h's header comment, as a user would write it: a goroutine per connection that
 // Reads into a 4096-byte buffer and Writes back what it read, on one worker.
 //
 //   gl_echo [--port 7100] [--poller auto|io_uring|epoll]
@@ -11,9 +11,9 @@
 #include <map>
 #include <string>
 
-#include "runtime/net/net.h"
-#include "runtime/sched/goroutine.h"
-#include "runtime/sched/runtime.h"
+#include "greenline/goroutine.h"
+#include "greenline/net.h"
+#include "greenline/runtime.h"
 
 namespace {
 

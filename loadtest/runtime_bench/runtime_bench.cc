@@ -67,12 +67,12 @@
 #include <cstring>
 #include <string>
 
-#include "runtime/chan/chan.h"
-#include "runtime/panic/panic.h"
-#include "runtime/sched/goroutine.h"
-#include "runtime/sched/runtime.h"
-#include "runtime/sync/mutex.h"
-#include "runtime/sync/wait_group.h"
+#include "greenline/chan.h"
+#include "greenline/goroutine.h"
+#include "greenline/mutex.h"
+#include "greenline/panic.h"
+#include "greenline/runtime.h"
+#include "greenline/wait_group.h"
 
 namespace {
 

@@ -11,6 +11,8 @@
 #include <cstdint>
 #include <string>
 
+#include "runtime/base/runtime_internal.h"
+
 namespace greenline {
 
 // Collects up to `max` program counters: `pc` first, then the return address of each frame record

@@ -9,6 +9,8 @@
 
 #include <string_view>
 
+#include "runtime/base/runtime_internal.h"
+
 namespace greenline {
 
 // Prints "fatal error: <message>\n", runs the hook, exits 2. Callable from any thread.

@@ -1,4 +1,4 @@
-#include "runtime/base/log.h"
+#include "greenline/log.h"
 
 #include <unistd.h>
 

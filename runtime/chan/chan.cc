@@ -41,9 +41,9 @@
 #include <cstdint>
 #include <memory>
 
+#include "greenline/internal/chan_core.h"
+#include "greenline/runtime_error.h"
 #include "runtime/base/fatal.h"
-#include "runtime/base/runtime_error.h"
-#include "runtime/chan/internal/chan_core.h"
 #include "runtime/sched/park.h"
 
 namespace greenline::internal {

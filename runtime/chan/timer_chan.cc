@@ -4,7 +4,7 @@
 // Lifetimes. After's timer owns itself: its callback sends, then deletes it; if the runtime stops
 // first, the timer's `discard` hook deletes it. A Ticker's timer is owned by the Ticker; StopTimer
 // waits out a periodic callback in progress, so the state may be freed as soon as Stop returns.
-#include "runtime/chan/timer_chan.h"
+#include "greenline/timer_chan.h"
 
 #include "runtime/sched/timer.h"
 

@@ -19,6 +19,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "runtime/base/runtime_internal.h"
 #include "runtime/fiber/context_offsets.h"
 
 namespace greenline {

@@ -15,6 +15,7 @@
 
 #include <cstddef>
 
+#include "runtime/base/runtime_internal.h"
 #include "runtime/fiber/context.h"
 
 namespace greenline {

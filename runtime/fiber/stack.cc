@@ -7,7 +7,7 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "runtime/base/log.h"
+#include "greenline/log.h"
 #include "runtime/fiber/fiber.h"
 
 #ifndef MADV_GUARD_INSTALL

@@ -31,6 +31,8 @@
 #include <mutex>
 #include <vector>
 
+#include "runtime/base/runtime_internal.h"
+
 namespace greenline {
 
 // 64 KiB usable: room for ordinary C++ (formatting, a getaddrinfo through Blocking, a TLS

@@ -6,7 +6,7 @@
 // time through a goroutine mutex, as Go's fdMutex serialises them: the poller parks at most one
 // reader and one writer per socket. Close wakes both; the descriptor is closed when the last call
 // (or, with io_uring, the last operation in the kernel) lets go of it.
-#include "runtime/net/net.h"
+#include "greenline/net.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -21,10 +21,10 @@
 #include <mutex>
 #include <vector>
 
-#include "runtime/base/log.h"
+#include "greenline/goroutine.h"
+#include "greenline/log.h"
+#include "greenline/mutex.h"
 #include "runtime/netpoll/netpoll.h"
-#include "runtime/sched/goroutine.h"
-#include "runtime/sync/mutex.h"
 
 namespace greenline::net {
 
@@ -79,7 +79,7 @@ Error Invalid(std::string_view op, std::string_view message) {
 }
 
 Error NotGoroutine(std::string_view op) {
-  return Invalid(op, "not called from a goroutine (see runtime/net/net.h)");
+  return Invalid(op, "not called from a goroutine (see greenline/net.h)");
 }
 
 // An operation's result code (a negated errno or kErr*) as an Error.

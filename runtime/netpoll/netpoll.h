@@ -23,10 +23,11 @@
 #include <memory>
 #include <string>
 
-#include "runtime/base/spinlock.h"
-#include "runtime/base/thread_annotations.h"
+#include "greenline/internal/spinlock.h"
+#include "greenline/runtime.h"
+#include "greenline/thread_annotations.h"
+#include "runtime/base/runtime_internal.h"
 #include "runtime/sched/poller.h"
-#include "runtime/sched/runtime.h"
 #include "runtime/sched/timer.h"
 
 namespace greenline::internal {

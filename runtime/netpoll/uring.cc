@@ -62,9 +62,9 @@
 #include <mutex>
 #include <vector>
 
+#include "greenline/internal/spinlock.h"
+#include "greenline/log.h"
 #include "runtime/base/fatal.h"
-#include "runtime/base/log.h"
-#include "runtime/base/spinlock.h"
 #include "runtime/netpoll/internal/backend.h"
 #include "runtime/sched/park.h"
 #include "runtime/sched/poller.h"

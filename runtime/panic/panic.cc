@@ -21,16 +21,16 @@
 // std::terminate, and Go requires that it replace the first); a thread_local "current panic"
 // (goroutines migrate); recovering by return-address matching (breaks with inlining more often
 // than frame pointers do).
-#include "runtime/panic/panic.h"
+#include "greenline/panic.h"
 
 #include <cxxabi.h>
 #include <unistd.h>
 
 #include <cstdlib>
 
+#include "greenline/runtime_error.h"
 #include "runtime/base/backtrace.h"
 #include "runtime/base/fatal.h"
-#include "runtime/base/runtime_error.h"
 #include "runtime/sched/park.h"
 
 namespace greenline::internal {

@@ -1,4 +1,4 @@
-// greenline::Run and Main (sched/runtime.h): the runtime's composition root.
+// greenline::Run and Main (greenline/runtime.h): the runtime's composition root.
 //
 // The scheduler depends on nothing above it, so something has to put the pieces together: the
 // netpoller backend the workers sleep in (netpoll/), and the report of a panic that escapes a
@@ -9,9 +9,9 @@
 #include <string>
 #include <utility>
 
+#include "greenline/panic.h"
+#include "greenline/runtime.h"
 #include "runtime/netpoll/netpoll.h"
-#include "runtime/panic/panic.h"
-#include "runtime/sched/runtime.h"
 #include "runtime/sched/start.h"
 
 namespace greenline {

@@ -22,8 +22,8 @@
 #include <mutex>
 #include <thread>
 
+#include "greenline/goroutine.h"
 #include "runtime/base/fatal.h"
-#include "runtime/sched/goroutine.h"
 #include "runtime/sched/internal/sched.h"
 #include "runtime/sched/park.h"
 

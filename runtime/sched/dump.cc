@@ -1,4 +1,4 @@
-#include "runtime/sched/dump.h"
+#include "greenline/dump.h"
 
 #include <signal.h>
 #include <unistd.h>

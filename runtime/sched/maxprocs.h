@@ -19,6 +19,8 @@
 #include <string>
 #include <string_view>
 
+#include "runtime/base/runtime_internal.h"
+
 namespace greenline {
 
 // Parses the contents of cgroup v2 `cpu.max` ("max 100000" or "150000 100000", trailing newline

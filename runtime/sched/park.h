@@ -14,9 +14,10 @@
 
 #include <cstdint>
 
-#include "runtime/base/spinlock.h"
-#include "runtime/base/thread_annotations.h"
-#include "runtime/sched/state.h"
+#include "greenline/internal/spinlock.h"
+#include "greenline/state.h"
+#include "greenline/thread_annotations.h"
+#include "runtime/base/runtime_internal.h"
 
 namespace greenline::internal {
 

@@ -15,6 +15,8 @@
 #include <cstdint>
 #include <string>
 
+#include "runtime/base/runtime_internal.h"
+
 namespace greenline::internal {
 
 // A worker's side of the poller. Every call but Wake() comes from the owning worker's thread.

@@ -31,13 +31,14 @@
 // queue, then stealing half of a random victim's queue (4 passes; the last also takes runnext;
 // thieves fire the victims' due timers too). Only a bounded number of workers look at once
 // ("spinning", at most half the busy ones, as Go). A worker with nothing sleeps in its poller
-// (poller.h: io_uring_enter or epoll_wait) until its earliest timer, I/O, or a Wake. A goroutine made runnable wakes one parked worker, and only when no worker
-// is spinning (wakep): a spinning worker that finds work wakes the next one, so wakeups ripple
-// only as far as the work goes. The last worker to park checks for deadlock. One difference from
-// Go: our run-queue stores are release stores, not sequentially consistent ones, so a Ready() on a
-// worker can miss a worker that is parking at that instant (store-load reordering). Nothing is
-// lost: the goroutine sits on the readier's own queue and that worker runs it; only the chance to
-// run it in parallel is missed. A fence on every Ready and spawn was judged not worth it.
+// (poller.h: io_uring_enter or epoll_wait) until its earliest timer, I/O, or a Wake. A goroutine
+// made runnable wakes one parked worker, and only when no worker is spinning (wakep): a spinning
+// worker that finds work wakes the next one, so wakeups ripple only as far as the work goes. The
+// last worker to park checks for deadlock. One difference from Go: our run-queue stores are release
+// stores, not sequentially consistent ones, so a Ready() on a worker can miss a worker that is
+// parking at that instant (store-load reordering). Nothing is lost: the goroutine sits on the
+// readier's own queue and that worker runs it; only the chance to run it in parallel is missed. A
+// fence on every Ready and spawn was judged not worth it.
 //
 // Hibernation (GoHibernating, erlang:hibernate/3's idea). A goroutine run in steps may park between
 // two steps with nothing of its own on the stack: RunSteps (its outermost frame) calls the wait a
@@ -73,15 +74,15 @@
 #include <string>
 #include <typeinfo>
 
+#include "greenline/goroutine.h"
+#include "greenline/log.h"
+#include "greenline/runtime.h"
+#include "greenline/runtime_error.h"
 #include "runtime/base/backtrace.h"
 #include "runtime/base/fatal.h"
-#include "runtime/base/log.h"
-#include "runtime/base/runtime_error.h"
-#include "runtime/sched/goroutine.h"
 #include "runtime/sched/internal/sched.h"
 #include "runtime/sched/maxprocs.h"
 #include "runtime/sched/park.h"
-#include "runtime/sched/runtime.h"
 
 namespace greenline {
 namespace internal {

@@ -26,10 +26,10 @@
 #include <mutex>
 #include <thread>
 
+#include "greenline/dump.h"
+#include "greenline/log.h"
 #include "runtime/base/backtrace.h"
 #include "runtime/base/fatal.h"
-#include "runtime/base/log.h"
-#include "runtime/sched/dump.h"
 #include "runtime/sched/internal/sched.h"
 
 namespace greenline {

@@ -8,8 +8,9 @@
 #include <cstdint>
 #include <functional>
 
+#include "greenline/runtime.h"
+#include "runtime/base/runtime_internal.h"
 #include "runtime/sched/poller.h"
-#include "runtime/sched/runtime.h"
 
 namespace greenline::internal {
 

@@ -1,4 +1,4 @@
-#include "runtime/sched/state.h"
+#include "greenline/state.h"
 
 namespace greenline {
 

@@ -19,8 +19,8 @@
 #include <thread>
 #include <vector>
 
+#include "greenline/log.h"
 #include "runtime/base/backtrace.h"
-#include "runtime/base/log.h"
 #include "runtime/sched/internal/sched.h"
 
 namespace greenline::internal {

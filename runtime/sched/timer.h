@@ -14,6 +14,8 @@
 #include <atomic>
 #include <cstdint>
 
+#include "runtime/base/runtime_internal.h"
+
 namespace greenline::internal {
 
 struct Worker;

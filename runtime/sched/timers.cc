@@ -10,8 +10,8 @@
 
 #include <chrono>
 
+#include "greenline/goroutine.h"
 #include "runtime/base/fatal.h"
-#include "runtime/sched/goroutine.h"
 #include "runtime/sched/internal/sched.h"
 #include "runtime/sched/park.h"
 #include "runtime/sched/timer.h"

@@ -19,7 +19,7 @@
 // Plain threads cannot park: their Wait polls notify_ until it passes their ticket (sched_yield,
 // then 50 us sleeps). A ticket nobody finds on the list is still notified in turn, so they are
 // served in order like everyone else.
-#include "runtime/sync/cond.h"
+#include "greenline/cond.h"
 
 #include "runtime/sched/park.h"
 #include "runtime/sync/internal/poll.h"

@@ -46,7 +46,7 @@
 // owner to be scheduled, throughput collapses under contention; Go measured it and so do users of
 // strict-FIFO locks); a futex-based lock (blocks the OS thread, and with it every goroutine queued
 // on the worker).
-#include "runtime/sync/mutex.h"
+#include "greenline/mutex.h"
 
 #include "runtime/base/fatal.h"
 #include "runtime/sched/park.h"

@@ -3,7 +3,7 @@
 // compare-and-swap on the flag would let them return before `f` completed, which is Go's
 // documented reason for the mutex). The flag is set after `f` returns or throws, still under the
 // mutex, with a release store: whoever sees it set sees all of `f`'s writes.
-#include "runtime/sync/once.h"
+#include "greenline/once.h"
 
 #include <mutex>
 

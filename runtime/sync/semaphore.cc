@@ -15,7 +15,7 @@
 //
 // Rejected: building on internal::Sema (it counts unit tokens and cannot hold a large request's
 // place while units trickle in one at a time); one Sema per request size (no global order).
-#include "runtime/sync/semaphore.h"
+#include "greenline/semaphore.h"
 
 #include <atomic>
 #include <mutex>

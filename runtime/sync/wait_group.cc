@@ -2,14 +2,14 @@
 // the high half, waiter count in the low half; Wait registers with a CAS only while the counter is
 // positive, and the Add that brings the counter to zero with waiters resets the word and releases
 // exactly that many waiters through a small semaphore (tokens plus a FIFO of parked goroutines).
-#include "runtime/sync/wait_group.h"
+#include "greenline/wait_group.h"
 
 #include <unistd.h>
 
 #include <mutex>
 
+#include "greenline/runtime_error.h"
 #include "runtime/base/fatal.h"
-#include "runtime/base/runtime_error.h"
 #include "runtime/sched/park.h"
 
 namespace greenline {

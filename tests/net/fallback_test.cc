@@ -1,4 +1,4 @@
-// Tests for choosing the netpoller backend (PollerKind, runtime/sched/runtime.h) where io_uring is
+// Tests for choosing the netpoller backend (PollerKind, greenline/runtime.h) where io_uring is
 // forbidden. Each runs in a forked child that installs a seccomp filter making io_uring_setup fail
 // with EPERM, as Docker's (>= 25) default profile does: with PollerKind::kAuto the runtime falls
 // back to epoll, says why in net::PollerReason(), and serves a loopback echo; with
@@ -21,10 +21,10 @@
 #include <string>
 #include <utility>
 
-#include "runtime/net/net.h"
-#include "runtime/sched/goroutine.h"
-#include "runtime/sched/runtime.h"
-#include "runtime/sync/wait_group.h"
+#include "greenline/goroutine.h"
+#include "greenline/net.h"
+#include "greenline/runtime.h"
+#include "greenline/wait_group.h"
 #include "tests/util/child_process.h"
 #include "tests/util/net.h"
 

@@ -1,4 +1,4 @@
-// Tests for runtime/net/net.h over real loopback sockets, each one run on both netpoller backends
+// Tests for greenline/net.h over real loopback sockets, each one run on both netpoller backends
 // (epoll, and io_uring where the kernel lets us set up a ring; skipped with the reason otherwise):
 // echo round trips on one and two workers, the addresses each end reports, IPv6 loopback, 8,000
 // concurrent echo connections, goroutines migrating between workers mid-conversation (alone, and a
@@ -13,7 +13,7 @@
 // refused dials, busy ports, bad addresses, calls off a goroutine, and Go's error texts. Every test
 // checks that the runtime ran the backend it asked for, and that no descriptor outlives the
 // runtime.
-#include "runtime/net/net.h"
+#include "greenline/net.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -39,13 +39,13 @@
 #include <utility>
 #include <vector>
 
-#include "runtime/sched/dump.h"
-#include "runtime/sched/goroutine.h"
-#include "runtime/sched/runtime.h"
-#include "runtime/sched/state.h"
-#include "runtime/sync/mutex.h"
-#include "runtime/sync/semaphore.h"
-#include "runtime/sync/wait_group.h"
+#include "greenline/dump.h"
+#include "greenline/goroutine.h"
+#include "greenline/mutex.h"
+#include "greenline/runtime.h"
+#include "greenline/semaphore.h"
+#include "greenline/state.h"
+#include "greenline/wait_group.h"
 #include "tests/util/child_process.h"
 #include "tests/util/goroutines.h"
 #include "tests/util/net.h"

@@ -1,10 +1,10 @@
-// Tests for runtime/chan/chan.h: unbuffered rendezvous, buffering and FIFO order, close (drain,
+// Tests for greenline/chan.h: unbuffered rendezvous, buffering and FIFO order, close (drain,
 // zero value, waking every waiter, Go's panics as RuntimeError and their unrecovered report),
 // nil channels, move-only values, range, non-blocking operations, wait reasons; Select (readiness,
 // default, uniform choice among ready cases, sends, closed channels, empty select); the deadlock
 // detector with channels (positive and negative); and stress across workers (many-to-many with
 // per-sender order checks, close racing with sends and receives, selects handing off values).
-#include "runtime/chan/chan.h"
+#include "greenline/chan.h"
 
 #include <gtest/gtest.h>
 
@@ -15,11 +15,11 @@
 #include <string>
 #include <vector>
 
-#include "runtime/chan/timer_chan.h"
-#include "runtime/sched/goroutine.h"
-#include "runtime/sched/runtime.h"
-#include "runtime/sched/state.h"
-#include "runtime/sync/wait_group.h"
+#include "greenline/goroutine.h"
+#include "greenline/runtime.h"
+#include "greenline/state.h"
+#include "greenline/timer_chan.h"
+#include "greenline/wait_group.h"
 #include "tests/util/child_process.h"
 #include "tests/util/goroutines.h"
 

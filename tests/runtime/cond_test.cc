@@ -1,8 +1,8 @@
-// Tests for runtime/sync/cond.h: Signal wakes exactly one waiter, the one that waited longest;
+// Tests for greenline/cond.h: Signal wakes exactly one waiter, the one that waited longest;
 // Broadcast wakes all; a bounded producer/consumer queue over two Conds moves every item exactly
 // once across two workers; an RWMutex's write side works as the Cond's lock; a plain thread may
 // signal; and the deadlock detector tells a Cond nobody can signal from one a sleeper will.
-#include "runtime/sync/cond.h"
+#include "greenline/cond.h"
 
 #include <gtest/gtest.h>
 
@@ -14,10 +14,10 @@
 #include <thread>
 #include <vector>
 
-#include "runtime/sched/goroutine.h"
-#include "runtime/sched/runtime.h"
-#include "runtime/sync/mutex.h"
-#include "runtime/sync/wait_group.h"
+#include "greenline/goroutine.h"
+#include "greenline/mutex.h"
+#include "greenline/runtime.h"
+#include "greenline/wait_group.h"
 #include "tests/util/child_process.h"
 
 namespace greenline {

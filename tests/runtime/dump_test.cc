@@ -1,8 +1,8 @@
-// Tests for runtime/sched/dump.h: the goroutine dump in Go's format, on demand and on SIGQUIT. Each
+// Tests for greenline/dump.h: the goroutine dump in Go's format, on demand and on SIGQUIT. Each
 // goroutine shows its id and state ("running", or its wait reason: "sleep", "sync.WaitGroup.Wait",
 // "syscall") and its stack walked by frame pointer, naming the runtime call it waits in; after
 // SIGQUIT the process keeps running.
-#include "runtime/sched/dump.h"
+#include "greenline/dump.h"
 
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -12,9 +12,9 @@
 #include <chrono>
 #include <string>
 
-#include "runtime/sched/goroutine.h"
-#include "runtime/sched/runtime.h"
-#include "runtime/sync/wait_group.h"
+#include "greenline/goroutine.h"
+#include "greenline/runtime.h"
+#include "greenline/wait_group.h"
 #include "tests/util/child_process.h"
 #include "tests/util/goroutines.h"
 

@@ -1,7 +1,7 @@
-// Tests for runtime/sched/goroutine.h: spawning (ids, callables of every shape), Yield's fairness,
+// Tests for greenline/goroutine.h: spawning (ids, callables of every shape), Yield's fairness,
 // runnext not starving the run queue, Sleep's timing, Blocking keeping its worker free, work
 // spreading across workers, NumGoroutine, and a million goroutines that sleep and exit.
-#include "runtime/sched/goroutine.h"
+#include "greenline/goroutine.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -18,10 +18,10 @@
 #include <string>
 #include <vector>
 
+#include "greenline/runtime.h"
+#include "greenline/wait_group.h"
 #include "runtime/fiber/stack.h"
 #include "runtime/sched/internal/sched.h"
-#include "runtime/sched/runtime.h"
-#include "runtime/sync/wait_group.h"
 #include "tests/util/child_process.h"
 
 namespace greenline {

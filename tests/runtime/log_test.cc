@@ -1,11 +1,11 @@
-// Checks runtime/base/log.h: a custom sink receives each line, without a newline, with its level;
+// Checks greenline/log.h: a custom sink receives each line, without a newline, with its level;
 // SetLogLevel drops lines below the level (and LogEnabled agrees); Logf formats printf-style and
 // truncates lines longer than 4 KiB (even 100 KiB ones) without crashing, while Log passes its
 // message through untouched; SetLogSink returns the previous sink and nullptr restores the default,
 // which writes "greenline: <level>: <message>\n" to stderr (captured through a pipe); and, as a
 // stress test that also runs under TSan, four threads log while another swaps sinks, losing no
 // line.
-#include "runtime/base/log.h"
+#include "greenline/log.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>

@@ -1,10 +1,10 @@
-// Tests for runtime/sync/mutex.h: Mutex and RWMutex over real worker threads. Mutual exclusion
+// Tests for greenline/mutex.h: Mutex and RWMutex over real worker threads. Mutual exclusion
 // under contention (a plain counter stays exact, also when the holder yields inside), TryLock,
 // Go's starvation mode (a waiter overtaken again and again still gets the lock), plain threads
 // sharing a mutex with goroutines, the std lock adaptors, the wait reasons a parked goroutine
 // shows, Go's fatal errors for misuse, and the deadlock detector seeing goroutines stuck on a lock.
 // RWMutex: readers share, writers exclude everyone, a stream of readers cannot starve a writer.
-#include "runtime/sync/mutex.h"
+#include "greenline/mutex.h"
 
 #include <gtest/gtest.h>
 
@@ -17,11 +17,11 @@
 #include <thread>
 #include <vector>
 
-#include "runtime/sched/goroutine.h"
-#include "runtime/sched/runtime.h"
-#include "runtime/sched/state.h"
+#include "greenline/goroutine.h"
+#include "greenline/runtime.h"
+#include "greenline/state.h"
+#include "greenline/wait_group.h"
 #include "runtime/sched/timer.h"
-#include "runtime/sync/wait_group.h"
 #include "tests/util/child_process.h"
 #include "tests/util/goroutines.h"
 

@@ -1,8 +1,8 @@
-// Tests for runtime/sync/once.h: the function runs exactly once however many goroutines race for
+// Tests for greenline/once.h: the function runs exactly once however many goroutines race for
 // it, every caller returns only after it completed and sees what it wrote, callers that arrive
 // while it runs park their goroutine (the worker keeps running others), and a function that throws
 // still spends the Once while its exception reaches the caller.
-#include "runtime/sync/once.h"
+#include "greenline/once.h"
 
 #include <gtest/gtest.h>
 
@@ -13,10 +13,10 @@
 #include <thread>
 #include <vector>
 
-#include "runtime/sched/goroutine.h"
-#include "runtime/sched/runtime.h"
-#include "runtime/sched/state.h"
-#include "runtime/sync/wait_group.h"
+#include "greenline/goroutine.h"
+#include "greenline/runtime.h"
+#include "greenline/state.h"
+#include "greenline/wait_group.h"
 #include "tests/util/child_process.h"
 #include "tests/util/goroutines.h"
 

@@ -1,10 +1,10 @@
-// Tests for runtime/panic/panic.h: deferred calls run last-first on return and on panic, with
+// Tests for greenline/panic.h: deferred calls run last-first on return and on panic, with
 // their arguments evaluated when deferred; the Go blog's "Defer, Panic, and Recover" example with
 // Go's output; recover returning nothing outside a panic, on normal return and in nested calls,
 // and a visible zero panic value; re-panic chains reported in Go's format; Goexit; foreign C++
 // exceptions as panics; unrecovered panics in any goroutine (exit 2, Go's report); panics crossing
 // blocking deferred calls on many workers; 1,000 goroutines panicking beside 1,000 working.
-#include "runtime/panic/panic.h"
+#include "greenline/panic.h"
 
 #include <gtest/gtest.h>
 
@@ -14,10 +14,10 @@
 #include <string>
 #include <vector>
 
-#include "runtime/chan/chan.h"
-#include "runtime/sched/goroutine.h"
-#include "runtime/sched/runtime.h"
-#include "runtime/sync/wait_group.h"
+#include "greenline/chan.h"
+#include "greenline/goroutine.h"
+#include "greenline/runtime.h"
+#include "greenline/wait_group.h"
 #include "tests/util/child_process.h"
 
 namespace greenline {

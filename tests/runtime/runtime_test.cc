@@ -1,7 +1,7 @@
-// Tests for runtime/sched/runtime.h: starting and stopping the runtime (Run, Main), how many
+// Tests for greenline/runtime.h: starting and stopping the runtime (Run, Main), how many
 // workers it starts, what ends the process and how (exit 2 for panics and stack overflows, as Go),
 // the idle cost, and the monitor's handling of a goroutine that does not yield.
-#include "runtime/sched/runtime.h"
+#include "greenline/runtime.h"
 
 #include <gtest/gtest.h>
 #include <sys/resource.h>
@@ -16,10 +16,10 @@
 #include <string>
 #include <vector>
 
-#include "runtime/base/log.h"
-#include "runtime/sched/goroutine.h"
+#include "greenline/goroutine.h"
+#include "greenline/log.h"
+#include "greenline/wait_group.h"
 #include "runtime/sched/internal/sched.h"
-#include "runtime/sync/wait_group.h"
 #include "tests/util/child_process.h"
 
 namespace greenline {

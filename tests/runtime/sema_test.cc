@@ -1,9 +1,9 @@
-// Tests for runtime/sync/internal/sema.h, the runtime semaphore under Mutex and RWMutex: tokens
+// Tests for greenline/internal/sema.h, the runtime semaphore under Mutex and RWMutex: tokens
 // are counted, waiters queue FIFO (lifo ones at the head), a normal release lets a running
 // goroutine take the token before the woken waiter (which then waits again, as in Go), a handoff
 // release gives the token to the first waiter and runs it at once, plain threads poll, and no
 // wake-up is lost when goroutines on two workers hand tokens back and forth.
-#include "runtime/sync/internal/sema.h"
+#include "greenline/internal/sema.h"
 
 #include <gtest/gtest.h>
 
@@ -14,9 +14,9 @@
 #include <thread>
 #include <vector>
 
-#include "runtime/sched/goroutine.h"
-#include "runtime/sched/runtime.h"
-#include "runtime/sync/wait_group.h"
+#include "greenline/goroutine.h"
+#include "greenline/runtime.h"
+#include "greenline/wait_group.h"
 #include "tests/util/child_process.h"
 
 namespace greenline {

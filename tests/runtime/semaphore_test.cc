@@ -1,9 +1,9 @@
-// Tests for runtime/sync/semaphore.h: the number of units held never exceeds the capacity under
+// Tests for greenline/semaphore.h: the number of units held never exceeds the capacity under
 // contention on two workers; waiters are served FIFO, so a large request at the head holds back
 // smaller ones; TryAcquire never overtakes the queue; a plain thread keeps its place; a parked
 // Acquire shows "semacquire"; releasing more than held and asking for more than the capacity are
 // fatal.
-#include "runtime/sync/semaphore.h"
+#include "greenline/semaphore.h"
 
 #include <gtest/gtest.h>
 
@@ -13,11 +13,11 @@
 #include <thread>
 #include <vector>
 
-#include "runtime/sched/goroutine.h"
-#include "runtime/sched/runtime.h"
-#include "runtime/sched/state.h"
-#include "runtime/sync/mutex.h"
-#include "runtime/sync/wait_group.h"
+#include "greenline/goroutine.h"
+#include "greenline/mutex.h"
+#include "greenline/runtime.h"
+#include "greenline/state.h"
+#include "greenline/wait_group.h"
 #include "tests/util/child_process.h"
 #include "tests/util/goroutines.h"
 

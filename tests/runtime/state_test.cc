@@ -1,7 +1,7 @@
-// Tests for runtime/sched/state.h: Go's wait-reason names, which waits are "blocking" (only another
+// Tests for greenline/state.h: Go's wait-reason names, which waits are "blocking" (only another
 // goroutine can end them) and which count as running, and the per-state counts as goroutines
 // sleep, block on a wait group and sit in blocking calls.
-#include "runtime/sched/state.h"
+#include "greenline/state.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -9,9 +9,9 @@
 #include <atomic>
 #include <chrono>
 
-#include "runtime/sched/goroutine.h"
-#include "runtime/sched/runtime.h"
-#include "runtime/sync/wait_group.h"
+#include "greenline/goroutine.h"
+#include "greenline/runtime.h"
+#include "greenline/wait_group.h"
 #include "tests/util/goroutines.h"
 
 namespace greenline {

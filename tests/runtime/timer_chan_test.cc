@@ -1,8 +1,8 @@
-// Tests for runtime/chan/timer_chan.h: After fires once, not early, and at once for d <= 0; a
+// Tests for greenline/timer_chan.h: After fires once, not early, and at once for d <= 0; a
 // Ticker ticks, drops ticks for a slow receiver instead of queueing them, stops for good, resets
 // to a new period, rejects a non-positive period; and stopping tickers while their ticks are
 // being delivered on other workers is safe (the state is freed right after Stop, checked by ASan).
-#include "runtime/chan/timer_chan.h"
+#include "greenline/timer_chan.h"
 
 #include <gtest/gtest.h>
 
@@ -11,9 +11,9 @@
 #include <string>
 #include <vector>
 
-#include "runtime/sched/goroutine.h"
-#include "runtime/sched/runtime.h"
-#include "runtime/sync/wait_group.h"
+#include "greenline/goroutine.h"
+#include "greenline/runtime.h"
+#include "greenline/wait_group.h"
 #include "tests/util/child_process.h"
 
 namespace greenline {

@@ -12,8 +12,8 @@
 #include <random>
 #include <vector>
 
-#include "runtime/sched/goroutine.h"
-#include "runtime/sched/runtime.h"
+#include "greenline/goroutine.h"
+#include "greenline/runtime.h"
 
 namespace greenline {
 namespace {

@@ -1,8 +1,8 @@
-// Tests for runtime/sync/wait_group.h, and through it the deadlock detector end to end: Wait
+// Tests for greenline/wait_group.h, and through it the deadlock detector end to end: Wait
 // returns when the counter reaches zero, from goroutines and plain threads; a negative counter
 // panics; every goroutine blocked on wait groups is reported as Go reports it (exit 2); goroutines
 // asleep or with timers pending are not; and hand-offs under load never trip the detector.
-#include "runtime/sync/wait_group.h"
+#include "greenline/wait_group.h"
 
 #include <gtest/gtest.h>
 
@@ -11,9 +11,9 @@
 #include <string>
 #include <thread>
 
-#include "runtime/base/runtime_error.h"
-#include "runtime/sched/goroutine.h"
-#include "runtime/sched/runtime.h"
+#include "greenline/goroutine.h"
+#include "greenline/runtime.h"
+#include "greenline/runtime_error.h"
 #include "runtime/sched/timer.h"
 #include "tests/util/child_process.h"
 

@@ -13,9 +13,9 @@
 #include <chrono>
 #include <string>
 
-#include "runtime/sched/goroutine.h"
-#include "runtime/sched/runtime.h"
-#include "runtime/sync/wait_group.h"
+#include "greenline/goroutine.h"
+#include "greenline/runtime.h"
+#include "greenline/wait_group.h"
 #include "server/http.h"
 #include "server/metrics.h"
 #include "tests/util/child_process.h"

@@ -16,10 +16,10 @@
 #include <string>
 #include <vector>
 
-#include "runtime/base/log.h"
-#include "runtime/panic/panic.h"
-#include "runtime/sched/goroutine.h"
-#include "runtime/sync/wait_group.h"
+#include "greenline/goroutine.h"
+#include "greenline/log.h"
+#include "greenline/panic.h"
+#include "greenline/wait_group.h"
 #include "server/metrics.h"
 #include "tests/util/http.h"
 #include "tests/util/net.h"

@@ -13,7 +13,7 @@
 #include <string_view>
 #include <vector>
 
-#include "runtime/sched/runtime.h"
+#include "greenline/runtime.h"
 
 namespace greenline::testing {
 

@@ -7,9 +7,9 @@
 #include <chrono>
 #include <cstdint>
 
-#include "runtime/sched/goroutine.h"
-#include "runtime/sched/state.h"
-#include "runtime/sync/wait_group.h"
+#include "greenline/goroutine.h"
+#include "greenline/state.h"
+#include "greenline/wait_group.h"
 
 namespace greenline::testing {
 

@@ -7,7 +7,7 @@
 #include <cstdlib>
 #include <sstream>
 
-#include "runtime/sched/goroutine.h"
+#include "greenline/goroutine.h"
 #include "tests/util/net.h"
 
 namespace greenline::testing {

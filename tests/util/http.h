@@ -15,9 +15,9 @@
 #include <utility>
 #include <vector>
 
-#include "runtime/net/net.h"
-#include "runtime/sched/runtime.h"
-#include "runtime/sync/wait_group.h"
+#include "greenline/net.h"
+#include "greenline/runtime.h"
+#include "greenline/wait_group.h"
 #include "server/http.h"
 
 namespace greenline::testing {

@@ -12,7 +12,7 @@
 #include <cstring>
 #include <utility>
 
-#include "runtime/sched/goroutine.h"
+#include "greenline/goroutine.h"
 #include "tests/util/child_process.h"
 
 namespace greenline::testing {

@@ -11,9 +11,9 @@
 #include <string>
 #include <string_view>
 
-#include "runtime/net/net.h"
-#include "runtime/sched/runtime.h"
-#include "runtime/sync/wait_group.h"
+#include "greenline/net.h"
+#include "greenline/runtime.h"
+#include "greenline/wait_group.h"
 
 namespace greenline::testing {
 

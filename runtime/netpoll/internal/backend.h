@@ -17,8 +17,9 @@
 #include <atomic>
 #include <cstdint>
 
-#include "runtime/base/spinlock.h"
-#include "runtime/base/thread_annotations.h"
+#include "greenline/internal/spinlock.h"
+#include "greenline/thread_annotations.h"
+#include "runtime/base/runtime_internal.h"
 #include "runtime/netpoll/netpoll.h"
 
 namespace greenline::internal {

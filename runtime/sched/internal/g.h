@@ -25,10 +25,11 @@
 #include <atomic>
 #include <cstdint>
 
+#include "greenline/goroutine.h"
+#include "greenline/state.h"
+#include "runtime/base/runtime_internal.h"
 #include "runtime/fiber/fiber.h"
 #include "runtime/fiber/stack.h"
-#include "runtime/sched/goroutine.h"
-#include "runtime/sched/state.h"
 #include "runtime/sched/timer.h"
 
 namespace greenline::internal {

@@ -14,14 +14,15 @@
 #include <thread>
 #include <vector>
 
-#include "runtime/base/spinlock.h"
+#include "greenline/internal/spinlock.h"
+#include "greenline/runtime.h"
+#include "greenline/state.h"
+#include "runtime/base/runtime_internal.h"
 #include "runtime/fiber/fiber.h"
 #include "runtime/fiber/stack.h"
 #include "runtime/sched/internal/g.h"
 #include "runtime/sched/poller.h"
-#include "runtime/sched/runtime.h"
 #include "runtime/sched/start.h"
-#include "runtime/sched/state.h"
 #include "runtime/sched/timer.h"
 
 namespace greenline::internal {

@@ -5,6 +5,8 @@
 #include <sched.h>
 #include <unistd.h>
 
+#include "runtime/base/runtime_internal.h"
+
 namespace greenline::internal {
 
 // Returns once `done()` is true. sched_yield for the first 100 polls (the wait is usually short: a

@@ -36,9 +36,9 @@
 // Plain threads have no goroutine to park: Acquire polls TryAcquire (sched_yield, then 50 us
 // sleeps). They never join the list, so a release they are waiting for just adds a token, which
 // their next poll takes. The deadlock detector cannot see them (runtime/HACKING.md).
-#include "runtime/sync/internal/sema.h"
+#include "greenline/internal/sema.h"
 
-#include "runtime/sched/goroutine.h"
+#include "greenline/goroutine.h"
 #include "runtime/sched/park.h"
 #include "runtime/sync/internal/poll.h"
 

@@ -40,8 +40,8 @@
 #include <atomic>
 #include <cstdint>
 
-#include "runtime/base/spinlock.h"
-#include "runtime/sync/internal/wait_list.h"
+#include "greenline/internal/spinlock.h"
+#include "greenline/internal/wait_list.h"
 
 namespace greenline {
 

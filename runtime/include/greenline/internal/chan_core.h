@@ -9,7 +9,7 @@
 #include <new>
 #include <utility>
 
-#include "runtime/base/spinlock.h"
+#include "greenline/internal/spinlock.h"
 
 namespace greenline::internal {
 

@@ -72,7 +72,7 @@
 #include <utility>
 #include <vector>
 
-#include "runtime/sched/goroutine.h"
+#include "greenline/goroutine.h"
 
 namespace greenline {
 

@@ -12,7 +12,7 @@
 
 #include <atomic>
 
-#include "runtime/base/thread_annotations.h"
+#include "greenline/thread_annotations.h"
 
 namespace greenline {
 

@@ -15,14 +15,14 @@
 // Lifetime, as in Go: the WaitGroup may be destroyed as soon as Wait() returns, even while the
 // Done() that released it is still returning. So the counter and the number of waiters share one
 // atomic word: a Done() that brings the counter to zero with no waiter registered touches nothing
-// after that atomic operation, and waiters register (in the same word) before they park, so a Done()
-// that sees waiters knows the object stays alive until it has released them.
+// after that atomic operation, and waiters register (in the same word) before they park, so a
+// Done() that sees waiters knows the object stays alive until it has released them.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
 
-#include "runtime/base/spinlock.h"
+#include "greenline/internal/spinlock.h"
 
 namespace greenline {
 

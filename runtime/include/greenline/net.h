@@ -36,7 +36,7 @@
 //     goroutine, also while a call waits.
 //   - Names: "tcp", "tcp4", "tcp6". Addresses "host:port" or "[v6]:port"; an empty host listens on
 //     every address (IPv6 and IPv4 where the system allows). Names that need a DNS lookup are
-//     resolved with getaddrinfo on the blocking pool (runtime/sched/goroutine.h: Blocking), so a
+//     resolved with getaddrinfo on the blocking pool (greenline/goroutine.h: Blocking), so a
 //     slow resolver stalls only the calling goroutine.
 //   - Sockets: SO_REUSEADDR on listeners, TCP_NODELAY on connections (Go's defaults),
 //   close-on-exec,
@@ -56,7 +56,7 @@
 #include <string_view>
 #include <utility>
 
-#include "runtime/sched/goroutine.h"
+#include "greenline/goroutine.h"
 
 namespace greenline::net {
 

@@ -24,7 +24,7 @@
 //   - Close(): receivers drain what is buffered, then get the zero value with ok == false; every
 //     waiting receiver wakes. A send on a closed channel (or a waiting sender when it closes),
 //     closing a closed channel and closing a nil channel throw greenline::RuntimeError with Go's
-//     message: Go's panics (base/runtime_error.h).
+//     message: Go's panics (greenline/runtime_error.h).
 //   - Nil channel: Send and Recv block forever; never ready in Select; TrySend/TryRecv fail.
 //
 // Blocking: a goroutine waiting in Send, Recv or Select is parked with Go's wait reason ("chan
@@ -47,8 +47,8 @@
 #include <type_traits>
 #include <utility>
 
-#include "runtime/base/runtime_error.h"
-#include "runtime/chan/internal/chan_core.h"
+#include "greenline/internal/chan_core.h"
+#include "greenline/runtime_error.h"
 
 namespace greenline {
 

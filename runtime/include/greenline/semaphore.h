@@ -33,8 +33,8 @@
 
 #include <cstdint>
 
-#include "runtime/base/spinlock.h"
-#include "runtime/sync/internal/wait_list.h"
+#include "greenline/internal/spinlock.h"
+#include "greenline/internal/wait_list.h"
 
 namespace greenline {
 

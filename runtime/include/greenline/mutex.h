@@ -44,7 +44,7 @@
 #include <atomic>
 #include <cstdint>
 
-#include "runtime/sync/internal/sema.h"
+#include "greenline/internal/sema.h"
 
 namespace greenline {
 

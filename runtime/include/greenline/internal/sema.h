@@ -25,9 +25,9 @@
 #include <atomic>
 #include <cstdint>
 
-#include "runtime/base/spinlock.h"
-#include "runtime/sched/state.h"
-#include "runtime/sync/internal/wait_list.h"
+#include "greenline/internal/spinlock.h"
+#include "greenline/internal/wait_list.h"
+#include "greenline/state.h"
 
 namespace greenline::internal {
 

@@ -19,7 +19,7 @@
 #include <chrono>
 #include <memory>
 
-#include "runtime/chan/chan.h"
+#include "greenline/chan.h"
 
 namespace greenline {
 

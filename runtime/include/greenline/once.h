@@ -24,7 +24,7 @@
 #include <atomic>
 #include <type_traits>
 
-#include "runtime/sync/mutex.h"
+#include "greenline/mutex.h"
 
 namespace greenline {
 
