@@ -39,6 +39,12 @@ std::string Concat(std::initializer_list<std::string_view> parts) {
   return out;
 }
 
+// " (and N more)" for a list that shows `shown` of `total` items; "" when it shows them all.
+std::string AndMore(std::size_t shown, std::size_t total) {
+  if (total <= shown) return {};
+  return Concat({" (and ", std::to_string(total - shown), " more)"});
+}
+
 Command Invalid(std::string error) {
   Command c;
   c.kind = Command::Kind::kInvalid;
@@ -177,18 +183,19 @@ std::string LeftLine(std::string_view nick, std::string_view room, std::string_v
   return Concat({"* ", nick, " left ", room, " (", reason, ")", kCrlf});
 }
 
-std::string WhoLine(std::string_view room, std::span<const std::string_view> nicks) {
+std::string WhoLine(std::string_view room, std::span<const std::string_view> nicks,
+                    std::size_t total) {
   std::string out = Concat({"* ", room, ":"});
   for (const std::string_view nick : nicks) out.append(" ").append(nick);
-  return out.append(kCrlf);
+  return out.append(AndMore(nicks.size(), total)).append(kCrlf);
 }
 
-std::string RoomsLine(std::span<const RoomCount> rooms) {
+std::string RoomsLine(std::span<const RoomCount> rooms, std::size_t total) {
   std::string out = "* rooms:";
   for (const RoomCount& r : rooms) {
     out.append(" ").append(r.room).append("(").append(std::to_string(r.users)).append(")");
   }
-  return out.append(kCrlf);
+  return out.append(AndMore(rooms.size(), total)).append(kCrlf);
 }
 
 std::string HelpText(bool debug_commands) {
@@ -213,6 +220,15 @@ std::string HelpText(bool debug_commands) {
   return out;
 }
 
+std::string DebugBlockLine(double seconds) {
+  // to_chars with a precision is printf's %g (and fmt's {:g}) without a locale: "2.5", "1e-05".
+  char buf[32];  // room for any double in 6 significant digits: "-1.23457e-308"
+  const char* end =
+      std::to_chars(buf, buf + sizeof buf, seconds, std::chars_format::general, 6).ptr;
+  return Concat(
+      {"* blocking this connection's handler for ", std::string_view(buf, end - buf), " s", kCrlf});
+}
+
 std::string ErrorLine(std::string_view message) { return Concat({"! ", message, kCrlf}); }
 
 std::string LineTooLongLine(std::size_t max_line) {
@@ -226,5 +242,9 @@ std::string NoSuchUserLine(std::string_view nick) {
 std::string NickTakenLine(std::string_view nick) { return Concat({"! nick taken: ", nick, kCrlf}); }
 
 std::string AlreadyInLine(std::string_view room) { return Concat({"! already in ", room, kCrlf}); }
+
+std::string TooSlowLine(bool mid_line) {
+  return mid_line ? Concat({kCrlf, kTooSlowLine}) : std::string(kTooSlowLine);
+}
 
 }  // namespace greenline::protocol

@@ -104,19 +104,26 @@ std::string JoinedLine(std::string_view nick, std::string_view room);
 // "* nick left #room", or with a reason (/quit reason) "* nick left #room (reason)".
 std::string LeftLine(std::string_view nick, std::string_view room, std::string_view reason = {});
 
-// "* #room: nick1 nick2 ...": /who, the nicks in the order given.
-std::string WhoLine(std::string_view room, std::span<const std::string_view> nicks);
+// "* #room: nick1 nick2 ...": /who, the nicks in the order given. When they are some of the room's
+// `total` users (a big room's list is cut), " (and N more)" ends the line.
+std::string WhoLine(std::string_view room, std::span<const std::string_view> nicks,
+                    std::size_t total);
 
 struct RoomCount {
   std::string_view room;  // "#name"
   std::size_t users;
 };
 
-// "* rooms: #lobby(3) #go(1) ...": /rooms, in the order given.
-std::string RoomsLine(std::span<const RoomCount> rooms);
+// "* rooms: #lobby(3) #go(1) ...": /rooms, in the order given. When they are some of the server's
+// `total` rooms, " (and N more)" ends the line.
+std::string RoomsLine(std::span<const RoomCount> rooms, std::size_t total);
 
 // /help: several lines, each starting "* "; the /debug commands are listed when enabled.
 std::string HelpText(bool debug_commands);
+
+// "* blocking this connection's handler for 2.5 s": the answer to /debug block, before it blocks.
+// The seconds as printf's %g writes them (6 significant digits), in any locale.
+std::string DebugBlockLine(double seconds);
 
 // "* bye": the answer to /quit, before the connection closes.
 inline constexpr std::string_view kByeLine = "* bye\r\n";
@@ -144,6 +151,10 @@ inline constexpr std::string_view kRateLimitedLine = "! rate limited\r\n";
 
 // Best effort, to a reader whose output queue overflowed, before it is disconnected.
 inline constexpr std::string_view kTooSlowLine = "! too slow\r\n";
+
+// kTooSlowLine as it is sent: after a CRLF when the last write stopped mid-line, so that the
+// notice starts a line of its own.
+std::string TooSlowLine(bool mid_line);
 
 // To a connection over --max-conns, before it is closed.
 inline constexpr std::string_view kServerFullLine = "! server full\r\n";

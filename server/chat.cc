@@ -1,7 +1,5 @@
 #include "server/chat.h"
 
-#include <spdlog/spdlog.h>
-
 #include <algorithm>
 #include <cctype>
 #include <chrono>
@@ -204,9 +202,7 @@ void ChatClient::WriterLoop() {
     if (outbox.overflowed()) {
       // Best effort: the socket is most likely full, which is why we are here.
       conn_.SetWriteDeadline(Clock::now() + std::chrono::milliseconds(100));
-      std::string line = mid_line ? "\r\n" : "";
-      line += proto::kTooSlowLine;
-      conn_.Write(line);
+      conn_.Write(proto::TooSlowLine(mid_line));
     }
   });
 }
@@ -368,10 +364,7 @@ void ChatHub::Who(ChatClient* c) {
     size_t shown = std::min(names.size(), kWhoMax);
     std::partial_sort(names.begin(), names.begin() + shown, names.end());
     // Formatted under the locks: the views point at nicks that may change once they are released.
-    line = proto::WhoLine(room->name, std::span(names.data(), shown));
-    if (shown < names.size()) {
-      line.insert(line.size() - 2, " (and " + std::to_string(names.size() - shown) + " more)");
-    }
+    line = proto::WhoLine(room->name, std::span(names.data(), shown), names.size());
   }
   c->Send(std::move(line));
 }
@@ -386,11 +379,7 @@ void ChatHub::Rooms(ChatClient* c) {
       std::lock_guard<Mutex> room_lock(room->mu);
       list.push_back({room->name, room->members.size()});
     }
-    line = proto::RoomsLine(list);  // the names live in rooms_: formatted under mu_
-    if (list.size() < rooms_.size()) {
-      line.insert(line.size() - 2,
-                  " (and " + std::to_string(rooms_.size() - list.size()) + " more)");
-    }
+    line = proto::RoomsLine(list, rooms_.size());  // the names live in rooms_: formatted under mu_
   }
   c->Send(std::move(line));
 }
@@ -548,7 +537,7 @@ class ChatHandler {
       case K::kDebugPanic:
         Panic("/debug panic from " + c_.peer());
       case K::kDebugBlock:
-        c_.Send(fmt::format("* blocking this connection's handler for {:g} s\r\n", cmd.seconds));
+        c_.Send(proto::DebugBlockLine(cmd.seconds));
         After(std::chrono::duration_cast<std::chrono::nanoseconds>(
                   std::chrono::duration<double>(cmd.seconds)))
             .Recv();

@@ -1,11 +1,14 @@
-// The HTTP/1.1 server of http.h: an accept loop, a goroutine per connection, a request-head parser.
+// The HTTP/1.1 server of http.h: an accept loop and a goroutine per connection, around the pure
+// HTTP of protocol/http.h.
 //
 // One connection's life (ServeConn, ServeRequests):
 //   1. Set the read deadline to now + idle_timeout, then read until the buffer holds a whole head
-//      (an empty line), at most max_header_bytes of it. Leading empty lines are dropped (RFC 9112
-//      2.2). Bytes after the head stay in the buffer: they are the next pipelined request.
-//   2. Parse it (ParseRequestHead), decide (error, 405, 413, or the handler), write the response
-//      under a write deadline in one write (two for large bodies).
+//      (an empty line), at most max_header_bytes of it (protocol::HttpHeadFramer says where it
+//      ends). Leading empty lines are dropped (RFC 9112 2.2). Bytes after the head stay in the
+//      buffer: they are the next pipelined request.
+//   2. Parse it (protocol::ParseRequestHead), decide (error, 405 or 413: protocol::PlanRequest; or
+//      the handler), write the response under a write deadline in one write (two for large
+//      bodies).
 //   3. Keep-alive: back to 1. Otherwise a lingering close (LingeringClose says why).
 // The goroutine's body is a Frame with two deferred calls: one recovers a panic (log, count,
 // 500 if the handler was running), the other closes the socket and takes the connection off the
@@ -24,12 +27,9 @@
 // handler never reads. Reading request bodies: nothing the admin endpoint serves takes one.
 #include "server/http.h"
 
-#include <time.h>
-
 #include <algorithm>
 #include <atomic>
 #include <cinttypes>
-#include <cstdio>
 #include <exception>
 #include <list>
 #include <mutex>
@@ -44,6 +44,8 @@
 namespace greenline::server {
 namespace {
 
+using protocol::ErrorResponse;
+
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
@@ -52,95 +54,6 @@ constexpr size_t kReadChunk = 4096;
 // dump of a big server) are written separately rather than copied once more.
 constexpr size_t kCoalesceBody = 64 * 1024;
 
-bool IsTchar(unsigned char c) {
-  if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) return true;
-  switch (c) {
-    case '!':
-    case '#':
-    case '$':
-    case '%':
-    case '&':
-    case '\'':
-    case '*':
-    case '+':
-    case '-':
-    case '.':
-    case '^':
-    case '_':
-    case '`':
-    case '|':
-    case '~':
-      return true;
-    default:
-      return false;
-  }
-}
-
-bool IsToken(std::string_view s) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return IsTchar(c); });
-}
-
-char Lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
-
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (Lower(a[i]) != Lower(b[i])) return false;
-  }
-  return true;
-}
-
-bool StartsWithIgnoreCase(std::string_view s, std::string_view prefix) {
-  return s.size() >= prefix.size() && EqualsIgnoreCase(s.substr(0, prefix.size()), prefix);
-}
-
-std::string_view TrimOws(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
-// True if the comma-separated list `value` ("keep-alive, Upgrade") holds `token`, ignoring case.
-bool HasToken(std::string_view value, std::string_view token) {
-  while (!value.empty()) {
-    size_t comma = value.find(',');
-    if (EqualsIgnoreCase(TrimOws(value.substr(0, comma)), token)) return true;
-    if (comma == std::string_view::npos) break;
-    value.remove_prefix(comma + 1);
-  }
-  return false;
-}
-
-int Fail(std::string* error, int status, std::string_view why) {
-  if (error != nullptr) *error = why;
-  return status;
-}
-
-// Splits the request target into path and query (RFC 9112 3.2: origin-form "/p?q", absolute-form
-// "http://host/p?q", which a server must accept, and asterisk-form "*"). False if it is none.
-bool SplitTarget(std::string_view target, HttpRequest& req) {
-  std::string_view rest;
-  if (target.front() == '/') {
-    rest = target;
-  } else if (target == "*") {
-    req.path = "*";
-    return true;
-  } else if (StartsWithIgnoreCase(target, "http://") || StartsWithIgnoreCase(target, "https://")) {
-    std::string_view after = target.substr(target.find("//") + 2);
-    size_t end = after.find_first_of("/?#");
-    if (end == 0 || after.empty()) return false;  // no authority
-    rest = end == std::string_view::npos ? std::string_view() : after.substr(end);
-  } else {
-    return false;
-  }
-  rest = rest.substr(0, rest.find('#'));  // a fragment is never sent; drop one if it is
-  size_t q = rest.find('?');
-  req.path = std::string(rest.substr(0, q));
-  if (q != std::string_view::npos) req.query = std::string(rest.substr(q + 1));
-  if (req.path.empty()) req.path = "/";  // "http://host" and "http://host?x" mean "/"
-  return true;
-}
-
 // Where the panic now being handled was raised, for the log. From the deferred call that recovered
 // it. Panic() records its backtrace (PanicStack); any other C++ exception carries none.
 std::string PanicOrigin() {
@@ -148,38 +61,6 @@ std::string PanicOrigin() {
   if (!stack.empty()) return stack;
   return "\t(a C++ exception not raised by Panic: where it was thrown is not recorded)\n";
 }
-
-// "Sun, 06 Nov 1994 08:49:37 GMT" (RFC 9110 5.6.7), without the locale-dependent strftime names.
-std::string HttpDate() {
-  static constexpr const char* kDays[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
-  static constexpr const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                            "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-  time_t now = time(nullptr);
-  struct tm tm {};
-  gmtime_r(&now, &tm);
-  char buf[64];
-  snprintf(buf, sizeof buf, "%s, %02d %s %04d %02d:%02d:%02d GMT", kDays[tm.tm_wday], tm.tm_mday,
-           kMonths[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
-  return buf;
-}
-
-HttpResponse ErrorResponse(int status, std::string_view detail) {
-  HttpResponse r;
-  r.status = status;
-  r.body = std::to_string(status) + " " + std::string(StatusText(status));
-  if (!detail.empty()) r.body += ": " + std::string(detail);
-  r.body += "\n";
-  return r;
-}
-
-// Headers that frame the response: the server's alone to set (a handler's would desynchronise the
-// client).
-bool IsFramingHeader(std::string_view name) {
-  return EqualsIgnoreCase(name, "Content-Length") || EqualsIgnoreCase(name, "Transfer-Encoding") ||
-         EqualsIgnoreCase(name, "Connection");
-}
-
-bool HasLineBreak(std::string_view s) { return s.find_first_of("\r\n") != std::string_view::npos; }
 
 // The state shared by the accept loop and the connection goroutines; lives in ServeHttp's frame,
 // which outlives them all (ServeHttp waits for `running`).
@@ -211,40 +92,16 @@ enum class HeadStatus {
   kGone,      // EOF, timeout, reset or closed before a whole head: nothing to answer
 };
 
-// The length of the head at the start of `buf` (up to and including the empty line that ends it),
-// or npos; lines before `from` have been searched already.
-size_t FindHeadEnd(std::string_view buf, size_t from) {
-  for (size_t i = buf.find('\n', from); i != std::string_view::npos; i = buf.find('\n', i + 1)) {
-    if (i + 1 < buf.size() && buf[i + 1] == '\n') return i + 2;
-    if (i + 2 < buf.size() && buf[i + 1] == '\r' && buf[i + 2] == '\n') return i + 3;
-  }
-  return std::string_view::npos;
-}
-
 HeadStatus ReadHead(const net::Conn& conn, std::string& buf, size_t max, Metrics* m, size_t* len) {
-  size_t searched = 0;
+  protocol::HttpHeadFramer framer(max);
   for (;;) {
-    size_t skip = 0;  // empty lines before a request line are ignored (RFC 9112 2.2)
-    for (;;) {
-      if (buf.compare(skip, 2, "\r\n") == 0) {
-        skip += 2;
-      } else if (skip < buf.size() && buf[skip] == '\n') {
-        skip += 1;
-      } else {
-        break;
-      }
+    protocol::HttpHeadFramer::Frame f = framer.Next(buf);
+    buf.erase(0, f.skip);  // empty lines before a request line are ignored (RFC 9112 2.2)
+    if (f.status == protocol::HttpHeadFramer::Status::kComplete) {
+      *len = f.length;
+      return HeadStatus::kComplete;
     }
-    if (skip > 0) {
-      buf.erase(0, skip);
-      searched = 0;
-    }
-    size_t end = FindHeadEnd(buf, searched);
-    if (end != std::string::npos) {
-      *len = end;
-      return end > max ? HeadStatus::kTooLarge : HeadStatus::kComplete;
-    }
-    if (buf.size() >= max) return HeadStatus::kTooLarge;  // a head would have to be longer
-    searched = buf.size() >= 2 ? buf.size() - 2 : 0;      // a terminator may straddle the read
+    if (f.status == protocol::HttpHeadFramer::Status::kTooLarge) return HeadStatus::kTooLarge;
     size_t old = buf.size();
     buf.resize(old + kReadChunk);
     net::IoResult r = conn.Read(buf.data() + old, kReadChunk);
@@ -258,46 +115,26 @@ HeadStatus ReadHead(const net::Conn& conn, std::string& buf, size_t max, Metrics
 // is then done).
 bool WriteResponse(const net::Conn& conn, const HttpOptions& o, const std::string& version,
                    const HttpResponse& resp, bool keep_alive, bool head_only) {
-  int status = resp.status;
-  if (status < 200 || status > 599) {
-    // 1xx would need a second response behind it; anything else is not HTTP.
-    Logf(LogLevel::kError, "http: handler returned status %d; answering 500", status);
+  if (!protocol::IsFinalStatus(resp.status)) {
+    Logf(LogLevel::kError, "http: handler returned status %d; answering 500", resp.status);
     return WriteResponse(conn, o, version, ErrorResponse(500, "bad status from handler"),
                          keep_alive, head_only);
   }
-  // 204 and 304 never carry a body, nor (204) a Content-Length (RFC 9110 8.6).
-  bool bodiless = status == 204 || status == 304;
+  static const std::string kServer = "greenline/" + std::string(BuildVersion());
+  std::string_view body = protocol::ResponseBody(resp, head_only);
+  bool separate = body.size() > kCoalesceBody;
   std::string out;
   out.reserve(256 + (resp.body.size() <= kCoalesceBody ? resp.body.size() : 0));
-  out.append("HTTP/1.1 ").append(std::to_string(status)).append(" ");
-  out.append(StatusText(status)).append("\r\n");
-  out.append("Server: greenline/").append(BuildVersion()).append("\r\n");
-  out.append("Date: ").append(HttpDate()).append("\r\n");
-  if (!bodiless) {
-    if (!resp.content_type.empty() && !HasLineBreak(resp.content_type)) {
-      out.append("Content-Type: ").append(resp.content_type).append("\r\n");
-    }
-    out.append("Content-Length: ").append(std::to_string(resp.body.size())).append("\r\n");
-  }
-  if (!keep_alive) {
-    out.append("Connection: close\r\n");
-  } else if (version == "HTTP/1.0") {
-    out.append("Connection: keep-alive\r\n");  // 1.0 closes unless told otherwise
-  }
-  for (const auto& [name, value] : resp.headers) {
-    if (!IsToken(name) || IsFramingHeader(name) || HasLineBreak(value)) continue;
-    out.append(name).append(": ").append(value).append("\r\n");
-  }
-  out.append("\r\n");
-  bool send_body = !head_only && !bodiless && !resp.body.empty();
-  bool separate = send_body && resp.body.size() > kCoalesceBody;
-  if (send_body && !separate) out.append(resp.body);
+  protocol::AppendResponseHead(
+      resp, {version, keep_alive, kServer, protocol::HttpDate(std::chrono::system_clock::now())},
+      &out);
+  if (!separate) out.append(body);
 
   conn.SetWriteDeadline(Clock::now() + o.write_timeout);
   net::IoResult w = conn.Write(out);
   size_t sent = w.n;
   if (!w.err && separate) {
-    w = conn.Write(resp.body);
+    w = conn.Write(body);
     sent += w.n;
   }
   if (o.metrics != nullptr) o.metrics->bytes_sent_total[Service::kHttp].Add(sent);
@@ -325,25 +162,16 @@ void ServeRequests(Server& s, const net::Conn& conn, ConnState& st) {
                                     std::to_string(o.max_header_bytes) + " bytes");
     } else {
       std::string why;
-      int status = ParseRequestHead(std::string_view(buf).substr(0, head_len), req, &why);
+      int status = protocol::ParseRequestHead(std::string_view(buf).substr(0, head_len), req, &why);
       buf.erase(0, head_len);
       if (status != 0) {
         resp = ErrorResponse(status, why);
       } else {
-        head_only = req.method == "HEAD";
-        const std::string* connection = req.FindHeader("Connection");
-        keep_alive = req.version == "HTTP/1.0"
-                         ? connection != nullptr && HasToken(*connection, "keep-alive")
-                         : connection == nullptr || !HasToken(*connection, "close");
-        const std::string* length = req.FindHeader("Content-Length");
-        if (req.FindHeader("Transfer-Encoding") != nullptr ||
-            (length != nullptr && length->find_first_not_of('0') != std::string::npos)) {
-          // The body is unread: it would be parsed as the next request.
-          resp = ErrorResponse(413, "this server accepts no request body");
-          keep_alive = false;
-        } else if (req.method != "GET" && !head_only) {
-          resp = ErrorResponse(405, "");
-          resp.headers.emplace_back("Allow", "GET, HEAD");
+        protocol::RequestPlan plan = protocol::PlanRequest(req);
+        head_only = plan.head_only;
+        keep_alive = plan.keep_alive;
+        if (plan.answer) {
+          resp = std::move(*plan.answer);  // 413 (a body) or 405 (not GET nor HEAD)
         } else {
           st.in_handler = true;
           st.head_only = head_only;
@@ -398,141 +226,6 @@ void ServeConn(Server& s, const net::Conn& conn, std::list<net::Conn>::iterator 
 }
 
 }  // namespace
-
-const std::string* HttpRequest::FindHeader(std::string_view name) const {
-  for (const auto& [n, v] : headers) {
-    if (EqualsIgnoreCase(n, name)) return &v;
-  }
-  return nullptr;
-}
-
-std::string_view StatusText(int status) {
-  switch (status) {
-    case 200:
-      return "OK";
-    case 204:
-      return "No Content";
-    case 301:
-      return "Moved Permanently";
-    case 302:
-      return "Found";
-    case 304:
-      return "Not Modified";
-    case 400:
-      return "Bad Request";
-    case 403:
-      return "Forbidden";
-    case 404:
-      return "Not Found";
-    case 405:
-      return "Method Not Allowed";
-    case 408:
-      return "Request Timeout";
-    case 413:
-      return "Content Too Large";
-    case 431:
-      return "Request Header Fields Too Large";
-    case 500:
-      return "Internal Server Error";
-    case 501:
-      return "Not Implemented";
-    case 503:
-      return "Service Unavailable";
-    case 505:
-      return "HTTP Version Not Supported";
-    default:
-      return "Unknown";
-  }
-}
-
-int ParseRequestHead(std::string_view head, HttpRequest& req, std::string* error) {
-  req.method.clear();
-  req.target.clear();
-  req.path.clear();
-  req.query.clear();
-  req.version.clear();
-  req.headers.clear();
-  size_t pos = 0;
-  // The next line without its terminator (LF, or CRLF); false at the end of `head`.
-  auto next_line = [&](std::string_view* line) {
-    size_t nl = head.find('\n', pos);
-    if (nl == std::string_view::npos) return false;
-    *line = head.substr(pos, nl - pos);
-    if (!line->empty() && line->back() == '\r') line->remove_suffix(1);
-    pos = nl + 1;
-    return true;
-  };
-
-  // request-line = method SP request-target SP HTTP-version
-  std::string_view line;
-  if (!next_line(&line) || line.empty()) return Fail(error, 400, "no request line");
-  for (unsigned char c : line) {
-    if (c < 0x20 || c == 0x7f) return Fail(error, 400, "control character in the request line");
-  }
-  size_t sp1 = line.find(' ');
-  size_t sp2 = sp1 == std::string_view::npos ? sp1 : line.find(' ', sp1 + 1);
-  if (sp2 == std::string_view::npos || line.find(' ', sp2 + 1) != std::string_view::npos) {
-    return Fail(error, 400, "the request line is not: method target version");
-  }
-  std::string_view method = line.substr(0, sp1);
-  std::string_view target = line.substr(sp1 + 1, sp2 - sp1 - 1);
-  std::string_view version = line.substr(sp2 + 1);
-  if (!IsToken(method)) return Fail(error, 400, "bad method");
-  if (target.empty()) return Fail(error, 400, "empty request target");
-  for (unsigned char c : target) {
-    if (c > 0x7e) return Fail(error, 400, "non-ASCII byte in the request target");
-  }
-  bool digits = version.size() == 8 && version[5] >= '0' && version[5] <= '9' &&
-                version[6] == '.' && version[7] >= '0' && version[7] <= '9';
-  if (!digits || version.substr(0, 5) != "HTTP/") return Fail(error, 400, "bad HTTP version");
-  if (version[5] != '1') return Fail(error, 505, "only HTTP/1.x is served");
-  req.method = std::string(method);
-  req.target = std::string(target);
-  // A later 1.x minor version is answered as 1.1, the highest we speak (RFC 9110 2.5).
-  req.version = version[7] == '0' ? "HTTP/1.0" : "HTTP/1.1";
-  if (!SplitTarget(target, req)) return Fail(error, 400, "bad request target");
-
-  // field-line = field-name ":" OWS field-value OWS
-  bool ended = false;
-  while (next_line(&line)) {
-    if (line.empty()) {
-      ended = true;
-      break;
-    }
-    if (line.front() == ' ' || line.front() == '\t') {
-      return Fail(error, 400, "obsolete header line folding");
-    }
-    size_t colon = line.find(':');
-    if (colon == std::string_view::npos) return Fail(error, 400, "header line without a colon");
-    std::string_view name = line.substr(0, colon);
-    // No whitespace before the colon either (RFC 9112 5.1: a smuggling vector).
-    if (!IsToken(name)) return Fail(error, 400, "bad header name");
-    std::string_view value = TrimOws(line.substr(colon + 1));
-    for (unsigned char c : value) {
-      if ((c < 0x20 && c != '\t') || c == 0x7f) {
-        return Fail(error, 400, "control character in a header value");
-      }
-    }
-    req.headers.emplace_back(std::string(name), std::string(value));
-  }
-  if (!ended) return Fail(error, 400, "unterminated request head");
-
-  int hosts = 0;
-  const std::string* length = nullptr;
-  for (const auto& [name, value] : req.headers) {
-    if (EqualsIgnoreCase(name, "Host")) ++hosts;
-    if (EqualsIgnoreCase(name, "Content-Length")) {
-      bool number = !value.empty() && value.size() <= 18 &&
-                    value.find_first_not_of("0123456789") == std::string::npos;
-      if (!number) return Fail(error, 400, "bad Content-Length");
-      if (length != nullptr && *length != value) return Fail(error, 400, "conflicting lengths");
-      length = &value;
-    }
-  }
-  if (hosts > 1) return Fail(error, 400, "more than one Host header");
-  if (hosts == 0 && req.version == "HTTP/1.1") return Fail(error, 400, "HTTP/1.1 needs a Host");
-  return 0;
-}
 
 void ServeHttp(const net::Listener& listener, HttpHandler handler, const HttpOptions& options) {
   Server s;

@@ -12,19 +12,13 @@
 // are alive. A library with threads of its own would answer while every worker is stuck. Here a
 // reply means a worker ran the handler.
 //
-// What it speaks (RFC 9112, the part a metrics scraper, a health checker and curl need):
-//   - HTTP/1.0 and 1.1. Keep-alive by default on 1.1 ("Connection: close" honoured), on 1.0 only
-//     when asked ("Connection: keep-alive"). Pipelined requests are answered in order.
-//   - GET and HEAD go to the handler (HEAD: the same headers, Content-Length included, no body).
-//     Any other method gets 405 with "Allow: GET, HEAD".
-//   - No request bodies: a request announcing one (Content-Length > 0, or any Transfer-Encoding)
-//     gets 413 and the connection is closed, since the unread body would be parsed as the next
-//     request. Nothing the admin endpoint does needs a body, and not reading one keeps the
-//     parser small.
+// What it speaks (the part of RFC 9112 a metrics scraper, a health checker and curl need: HTTP/1.0
+// and 1.1, keep-alive and pipelining, GET and HEAD only, no request bodies, every response with
+// Content-Length, Server: greenline/VERSION and Date) is protocol/http.h's: the request-head
+// framer and parser, what is answered before the handler runs, and the response head are pure
+// code there, unit-tested and fuzzed. This file adds the I/O:
 //   - The request line and headers are capped (HttpOptions::max_header_bytes, 8 KiB): over it,
-//     431 and close. A malformed head gets 400 and close; an HTTP version other than 1.x, 505.
-//     HTTP/1.1 requires exactly one Host header (400 otherwise), as RFC 9112 says a server must.
-//   - Every response has Content-Length (no chunking), Server: greenline/VERSION and Date.
+//     431 and close. A malformed head gets 400 and close, a body 413 and close.
 //   - Timeouts, by read and write deadlines on the Conn: a request's head must arrive within
 //     idle_timeout of the server starting to wait for it (covers idle keep-alive connections and
 //     slow senders alike); a response must be written within write_timeout. Either passing closes
@@ -45,38 +39,21 @@
 #include <chrono>
 #include <cstddef>
 #include <functional>
-#include <string>
-#include <string_view>
-#include <utility>
-#include <vector>
 
 #include "greenline/net.h"
+#include "protocol/http.h"
 #include "server/metrics.h"
 
 namespace greenline::server {
 
-struct HttpRequest {
-  std::string method;   // "GET", "HEAD", ... (case-sensitive, as RFC 9110 says)
-  std::string target;   // as received: "/metrics?x=1", or absolute-form "http://host/metrics"
-  std::string path;     // the target's path, not percent-decoded: "/metrics"
-  std::string query;    // after '?', without it; "" if none
-  std::string version;  // "HTTP/1.0" or "HTTP/1.1"
-  std::vector<std::pair<std::string, std::string>> headers;  // names as sent, values trimmed
-  net::Addr peer;                                            // the client's address
-
-  // The value of the first header named `name` (case-insensitive), or nullptr if there is none.
-  const std::string* FindHeader(std::string_view name) const;
+// A request as the handler sees it: the parsed head (protocol/http.h) and who sent it.
+struct HttpRequest : protocol::HttpRequest {
+  net::Addr peer;  // the client's address
 };
 
-struct HttpResponse {
-  int status = 200;
-  std::string content_type = "text/plain; charset=utf-8";
-  std::string body;
-  // Extra headers. Content-Length, Transfer-Encoding and Connection are the server's to set (it
-  // frames the response): handler values for them are ignored, as is any header whose name or
-  // value holds CR or LF.
-  std::vector<std::pair<std::string, std::string>> headers;
-};
+// What a handler answers: status, content type, body and extra headers (protocol/http.h says which
+// of those the server drops).
+using HttpResponse = protocol::HttpResponse;
 
 using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
 
@@ -101,14 +78,5 @@ struct HttpOptions {
 // 5 ms doubling to 1 s, as Go's http.Server does; an invalid listener is logged and returns at
 // once. Parks; from a goroutine.
 void ServeHttp(const net::Listener& listener, HttpHandler handler, const HttpOptions& options = {});
-
-// Parses a request head: the request line and the header lines, up to and including the empty line
-// that ends it (lines end with CRLF, or a bare LF as RFC 9112 allows). Fills `request` (all but
-// `peer`) and returns 0, or the status to answer with: 400 (malformed), 505 (an HTTP version other
-// than 1.x). `error`, if given, says what was wrong. Pure: no I/O (fuzzable).
-int ParseRequestHead(std::string_view head, HttpRequest& request, std::string* error = nullptr);
-
-// The reason phrase for a status code ("Not Found"); "Unknown" for codes this server never sends.
-std::string_view StatusText(int status);
 
 }  // namespace greenline::server

@@ -15,7 +15,7 @@ set -euo pipefail
 cd "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)/../.."
 build=${1:-build/fuzz}
 seconds=${2:-60}
-targets=(line_framer telnet_filter sanitize)
+targets=(line_framer telnet_filter sanitize http_head)
 work=$build/fuzz-run
 rm -rf "$work"
 

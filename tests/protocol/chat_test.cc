@@ -1,7 +1,8 @@
 // Tests for protocol/chat.h: every command parses to its kind and arguments, in any case and with
 // any blanks around the arguments; each bad use gives its exact error; /debug exists only when
 // enabled; "//" escapes a leading slash; blank lines are ignored; and every line the server sends
-// has its exact wording, starts with "* ", "[" or "! " and ends with CRLF.
+// has its exact wording (cut /who and /rooms lists saying how many more, /debug block's seconds as
+// %g), starts with "* ", "[" or "! " and ends with CRLF.
 #include "protocol/chat.h"
 
 #include <gtest/gtest.h>
@@ -167,11 +168,35 @@ TEST(ChatLinesTest, ExactFormats) {
   EXPECT_EQ(LeftLine("alice", "#lobby"), "* alice left #lobby\r\n");
   EXPECT_EQ(LeftLine("alice", "#go", "gone fishing"), "* alice left #go (gone fishing)\r\n");
   const std::vector<std::string_view> nicks{"alice", "bob", "guest-3"};
-  EXPECT_EQ(WhoLine("#go", nicks), "* #go: alice bob guest-3\r\n");
+  EXPECT_EQ(WhoLine("#go", nicks, 3), "* #go: alice bob guest-3\r\n");
   const std::vector<RoomCount> rooms{{"#lobby", 3}, {"#go", 1}};
-  EXPECT_EQ(RoomsLine(rooms), "* rooms: #lobby(3) #go(1)\r\n");
+  EXPECT_EQ(RoomsLine(rooms, 2), "* rooms: #lobby(3) #go(1)\r\n");
+  EXPECT_EQ(DebugBlockLine(2.5), "* blocking this connection's handler for 2.5 s\r\n");
   EXPECT_EQ(kByeLine, "* bye\r\n");
   EXPECT_EQ(kShutdownLine, "* server shutting down\r\n");
+}
+
+TEST(ChatLinesTest, CutListsSayHowManyMore) {
+  const std::vector<std::string_view> nicks{"alice", "bob"};
+  EXPECT_EQ(WhoLine("#big", nicks, 1000), "* #big: alice bob (and 998 more)\r\n");
+  EXPECT_EQ(WhoLine("#big", nicks, 3), "* #big: alice bob (and 1 more)\r\n");
+  EXPECT_EQ(WhoLine("#big", nicks, 2), "* #big: alice bob\r\n") << "all shown: no suffix";
+  EXPECT_EQ(WhoLine("#big", nicks, 0), "* #big: alice bob\r\n") << "a total below the list's size";
+  EXPECT_EQ(WhoLine("#empty", {}, 5), "* #empty: (and 5 more)\r\n");
+  const std::vector<RoomCount> rooms{{"#lobby", 3}, {"#go", 1}};
+  EXPECT_EQ(RoomsLine(rooms, 250), "* rooms: #lobby(3) #go(1) (and 248 more)\r\n");
+  EXPECT_EQ(RoomsLine(rooms, 2), "* rooms: #lobby(3) #go(1)\r\n");
+}
+
+TEST(ChatLinesTest, DebugBlockWritesTheSecondsAsPercentG) {
+  const auto line = [](std::string_view seconds) {
+    return "* blocking this connection's handler for " + std::string(seconds) + " s\r\n";
+  };
+  EXPECT_EQ(DebugBlockLine(1), line("1"));
+  EXPECT_EQ(DebugBlockLine(3600), line("3600"));
+  EXPECT_EQ(DebugBlockLine(0.1234567), line("0.123457")) << "6 significant digits";
+  EXPECT_EQ(DebugBlockLine(1e-5), line("1e-05"));
+  EXPECT_EQ(DebugBlockLine(1234567), line("1.23457e+06"));
 }
 
 TEST(ChatLinesTest, ExactErrors) {
@@ -183,6 +208,8 @@ TEST(ChatLinesTest, ExactErrors) {
   EXPECT_EQ(AlreadyInLine("#go"), "! already in #go\r\n");
   EXPECT_EQ(kRateLimitedLine, "! rate limited\r\n");
   EXPECT_EQ(kTooSlowLine, "! too slow\r\n");
+  EXPECT_EQ(TooSlowLine(false), "! too slow\r\n");
+  EXPECT_EQ(TooSlowLine(true), "\r\n! too slow\r\n") << "ends a line cut short first";
   EXPECT_EQ(kServerFullLine, "! server full\r\n");
   EXPECT_EQ(kInternalErrorLine, "! internal error\r\n");
 }
@@ -211,8 +238,11 @@ TEST(ChatLinesTest, EveryServerLineIsOneMarkedCrlfLine) {
       JoinedLine("n", "#r"),
       LeftLine("n", "#r"),
       LeftLine("n", "#r", "x"),
-      WhoLine("#r", nicks),
-      RoomsLine(rooms),
+      WhoLine("#r", nicks, 1),
+      WhoLine("#r", nicks, 1000),
+      RoomsLine(rooms, 1),
+      RoomsLine(rooms, 1000),
+      DebugBlockLine(0.5),
       std::string(kByeLine),
       std::string(kShutdownLine),
       ErrorLine("e"),
@@ -222,6 +252,7 @@ TEST(ChatLinesTest, EveryServerLineIsOneMarkedCrlfLine) {
       AlreadyInLine("#r"),
       std::string(kRateLimitedLine),
       std::string(kTooSlowLine),
+      TooSlowLine(false),
       std::string(kServerFullLine),
       std::string(kInternalErrorLine),
   };

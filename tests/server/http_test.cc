@@ -1,11 +1,11 @@
-// Tests for server/http.h: the request-head parser on its own (request line, target forms, header
-// syntax, Host and Content-Length rules, versions), then ServeHttp over real loopback sockets on
-// both pollers: GET with its framing headers, keep-alive and pipelining, HEAD, HTTP/1.0,
-// Connection: close, 405 with Allow, 413 for bodies, 431 for oversized heads, 400 for malformed
-// ones (each answered, then closed), a handler panic answered with 500, logged and counted while
-// the next connection works, the idle timeout closing a silent or slow (slowloris) client, the
-// connection and byte counts, closing the listener ending idle keep-alive connections and
-// ServeHttp itself, an invalid listener, and 200 clients at once.
+// Tests for server/http.h: ServeHttp over real loopback sockets on both pollers (the request-head
+// parser and the response head on their own are protocol/http.h's, in tests/protocol/http_test.cc):
+// GET with its framing headers, keep-alive and pipelining, HEAD, HTTP/1.0, Connection: close, 405
+// with Allow, 413 for bodies, 431 for oversized heads, 400 for malformed ones (each answered, then
+// closed), a handler panic answered with 500, logged and counted while the next connection works,
+// the idle timeout closing a silent or slow (slowloris) client, the connection and byte counts,
+// closing the listener ending idle keep-alive connections and ServeHttp itself, an invalid
+// listener, and 200 clients at once.
 #include "server/http.h"
 
 #include <gtest/gtest.h>
@@ -33,86 +33,6 @@ using greenline::testing::HttpClient;
 using greenline::testing::HttpReply;
 using greenline::testing::TestHttpServer;
 using std::chrono::steady_clock;
-
-// ---- The parser -----------------------------------------------------------------------------
-
-TEST(ParseRequestHeadTest, ParsesRequestLineTargetAndHeaders) {
-  HttpRequest req;
-  std::string error;
-  ASSERT_EQ(ParseRequestHead("GET /metrics?a=1&b=2 HTTP/1.1\r\nHost: example\r\n"
-                             "X-Thing:   spaced value \t\r\nAccept: */*\r\n\r\n",
-                             req, &error),
-            0)
-      << error;
-  EXPECT_EQ(req.method, "GET");
-  EXPECT_EQ(req.target, "/metrics?a=1&b=2");
-  EXPECT_EQ(req.path, "/metrics");
-  EXPECT_EQ(req.query, "a=1&b=2");
-  EXPECT_EQ(req.version, "HTTP/1.1");
-  ASSERT_EQ(req.headers.size(), 3u);
-  EXPECT_EQ(req.headers[1].first, "X-Thing");
-  EXPECT_EQ(req.headers[1].second, "spaced value");
-  ASSERT_NE(req.FindHeader("x-thing"), nullptr) << "header names match ignoring case";
-  EXPECT_EQ(*req.FindHeader("HOST"), "example");
-  EXPECT_EQ(req.FindHeader("Cookie"), nullptr);
-}
-
-TEST(ParseRequestHeadTest, AcceptsBareLineFeedsAndAbsoluteFormTargets) {
-  HttpRequest req;
-  ASSERT_EQ(ParseRequestHead("HEAD http://example:9070/healthz?x HTTP/1.1\nHost: e\n\n", req), 0);
-  EXPECT_EQ(req.method, "HEAD");
-  EXPECT_EQ(req.path, "/healthz");
-  EXPECT_EQ(req.query, "x");
-  ASSERT_EQ(ParseRequestHead("GET http://example HTTP/1.0\r\n\r\n", req), 0);
-  EXPECT_EQ(req.path, "/") << "an absolute-form target without a path means /";
-  EXPECT_EQ(req.version, "HTTP/1.0") << "HTTP/1.0 needs no Host";
-  ASSERT_EQ(ParseRequestHead("GET / HTTP/1.7\r\nHost: e\r\n\r\n", req), 0);
-  EXPECT_EQ(req.version, "HTTP/1.1") << "a later 1.x is answered as 1.1";
-}
-
-TEST(ParseRequestHeadTest, RejectsMalformedHeadsWith400) {
-  const char* bad[] = {
-      "\r\n\r\n",                                                // no request line
-      "GET /\r\nHost: e\r\n\r\n",                                // no version
-      "GET  / HTTP/1.1\r\nHost: e\r\n\r\n",                      // two spaces
-      "GET / HTTP/1.1 extra\r\nHost: e\r\n\r\n",                 // four parts
-      "G(T / HTTP/1.1\r\nHost: e\r\n\r\n",                       // not a token
-      "GET metrics HTTP/1.1\r\nHost: e\r\n\r\n",                 // not origin-form
-      "GET / HTTP/1.1\r\nHost: e\r\nNo colon here\r\n\r\n",      // header without a colon
-      "GET / HTTP/1.1\r\nHost: e\r\nBad Name: x\r\n\r\n",        // space in a name
-      "GET / HTTP/1.1\r\nHost : e\r\n\r\n",                      // space before the colon
-      "GET / HTTP/1.1\r\nHost: e\r\nX: a\r\n folded\r\n\r\n",    // obsolete folding
-      "GET / HTTP/1.1\r\nHost: e\r\nX: a\x01z\r\n\r\n",          // control in a value
-      "GET /\x7f HTTP/1.1\r\nHost: e\r\n\r\n",                   // control in the target
-      "GET / HTTP/1.1\r\n\r\n",                                  // 1.1 without Host
-      "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",            // two Hosts
-      "GET / HTTP/1.1\r\nHost: e\r\nContent-Length: x\r\n\r\n",  // bad length
-      "GET / HTTP/1.1\r\nHost: e\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
-      "GET / HTTP/1.1\r\nHost: e\r\n",  // unterminated
-      "GET / HTTX/1.1\r\nHost: e\r\n\r\n",
-      "GET / HTTP/11\r\nHost: e\r\n\r\n",
-  };
-  for (const char* head : bad) {
-    HttpRequest req;
-    std::string error;
-    EXPECT_EQ(ParseRequestHead(head, req, &error), 400) << head;
-    EXPECT_FALSE(error.empty()) << head;
-  }
-}
-
-TEST(ParseRequestHeadTest, AnswersOtherHttpVersionsWith505) {
-  HttpRequest req;
-  EXPECT_EQ(ParseRequestHead("GET / HTTP/2.0\r\nHost: e\r\n\r\n", req), 505);
-  EXPECT_EQ(ParseRequestHead("PRI * HTTP/2.0\r\n\r\n", req), 505);
-  EXPECT_EQ(ParseRequestHead("GET / HTTP/0.9\r\n\r\n", req), 505);
-}
-
-TEST(ParseRequestHeadTest, StatusTextNamesTheCodesTheServerSends) {
-  EXPECT_EQ(StatusText(200), "OK");
-  EXPECT_EQ(StatusText(431), "Request Header Fields Too Large");
-  EXPECT_EQ(StatusText(503), "Service Unavailable");
-  EXPECT_EQ(StatusText(299), "Unknown");
-}
 
 // ---- ServeHttp over sockets ------------------------------------------------------------------
 
