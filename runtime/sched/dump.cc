@@ -59,7 +59,7 @@ std::string StateText(const G* g, int64_t now) {
 
 }  // namespace
 
-void DumpGoroutines(int fd, bool all) {
+void DumpGoroutines(int fd) {
   Sched* s = g_sched.load(std::memory_order_acquire);
   if (s == nullptr) return;
   int64_t now = Nanotime();
@@ -72,7 +72,6 @@ void DumpGoroutines(int fd, bool all) {
   for (G* g : gs) {
     GStatus st = g->status.load(std::memory_order_acquire);
     if (st == GStatus::kIdle || st == GStatus::kDead) continue;
-    if (g->system && !all) continue;
     uintptr_t pcs[kMaxFrames];
     int n = 0;
     std::string extra;
@@ -100,8 +99,7 @@ void DumpGoroutines(int fd, bool all) {
         n = WalkFramePointers(ContextFramePointer(ctx), ContextPc(ctx), lo, hi, pcs, kMaxFrames);
       }
     }
-    std::string header = "goroutine " + std::to_string(g->id) + " [" + StateText(g, now) + "]" +
-                         (g->system ? " (system)" : "") + ":\n";
+    std::string header = "goroutine " + std::to_string(g->id) + " [" + StateText(g, now) + "]:\n";
     WriteAll(fd, header);
     WriteBacktrace(fd, pcs, n);
     WriteAll(fd, extra);
@@ -112,5 +110,5 @@ void DumpGoroutines(int fd, bool all) {
 }  // namespace greenline::internal
 
 namespace greenline {
-void WriteGoroutineDump(int fd, bool system) { internal::DumpGoroutines(fd, system); }
+void WriteGoroutineDump(int fd) { internal::DumpGoroutines(fd); }
 }  // namespace greenline

@@ -366,7 +366,7 @@ __attribute__((noinline)) void BindStack(Sched* s, Worker* w, G* g) {
 }
 
 void FreeG(Sched* s, Worker* w, G* g) {
-  g->status.store(GStatus::kIdle, std::memory_order_relaxed);
+  ChangeGStatus(g, GStatus::kDead, GStatus::kIdle, std::memory_order_relaxed);
   g->callable = nullptr;
   g->run = g->destroy = nullptr;
   g->step = nullptr;
@@ -444,7 +444,7 @@ inline __attribute__((always_inline)) G* FindRunnableFast(Sched* s, Worker* w, b
 
 void MarkRunning(Worker* w, G* g) {
   if (g->stack.lo == nullptr) BindStack(g_sched.load(std::memory_order_relaxed), w, g);
-  g->status.store(GStatus::kRunning, std::memory_order_relaxed);
+  ChangeGStatus(g, GStatus::kRunnable, GStatus::kRunning, std::memory_order_relaxed);
   w->cur = g;
   w->cur_goid.store(g->id, std::memory_order_relaxed);
   w->schedtick.store(w->schedtick.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
@@ -520,8 +520,8 @@ void Schedule(Worker* w, G* cur, PostAction action) {
 }
 
 void GoroutineExit(Worker* w, G* g) {
-  if (!g->system) OwnerAdd<int64_t>(w->live, -1);
-  g->status.store(GStatus::kDead, std::memory_order_relaxed);
+  OwnerAdd<int64_t>(w->live, -1);
+  ChangeGStatus(g, GStatus::kRunning, GStatus::kDead, std::memory_order_relaxed);
   Schedule(w, g, PostAction::kExit);
   __builtin_unreachable();
 }
@@ -549,7 +549,7 @@ inline __attribute__((always_inline)) void RunPostSwitch(Worker* w) {
   w->action = PostAction::kNone;
   switch (action) {
     case PostAction::kYield:
-      prev->status.store(GStatus::kRunnable, std::memory_order_relaxed);
+      ChangeGStatus(prev, GStatus::kRunning, GStatus::kRunnable, std::memory_order_relaxed);
       RunqPutTail(w, prev);
       break;
     case PostAction::kHibernate:
@@ -567,9 +567,9 @@ inline __attribute__((always_inline)) void RunPostSwitch(Worker* w) {
       w->commit = nullptr;
       if (commit != nullptr && !commit(prev, arg)) {
         // Park abandoned: runnable again at once, first in line.
-        if (!prev->system) CountParked(prev->wait_reason.load(std::memory_order_relaxed), -1);
+        CountParked(prev->wait_reason.load(std::memory_order_relaxed), -1);
         prev->wait_reason.store(WaitReason::kNone, std::memory_order_relaxed);
-        prev->status.store(GStatus::kRunnable, std::memory_order_relaxed);
+        ChangeGStatus(prev, GStatus::kWaiting, GStatus::kRunnable, std::memory_order_relaxed);
         RunqPut(w, prev, true);
       }
       break;
@@ -759,7 +759,7 @@ void CheckDead(Sched* s) {
   Fatal("all goroutines are asleep - deadlock!");
 }
 
-void DumpOnFatal(int fd) { DumpGoroutines(fd, false); }
+void DumpOnFatal(int fd) { DumpGoroutines(fd); }
 
 }  // namespace
 
@@ -863,6 +863,12 @@ StateCounts SumStateCounts(const Sched* s) {
   return c;
 }
 
+void IllegalGStatusChange(const G* g, GStatus found, GStatus from, GStatus to) {
+  Fatal("runtime: goroutine " + std::to_string(g->id) + ": illegal status change " +
+        std::string(GStatusName(from)) + " -> " + std::string(GStatusName(to)) + " (it is " +
+        std::string(GStatusName(found)) + ")");
+}
+
 G* CurrentG() {
   Worker* w = CurrentWorker();
   return w != nullptr ? w->cur : nullptr;
@@ -887,8 +893,8 @@ inline __attribute__((always_inline)) void ParkAs(PostAction action, G* g, Worke
   g->wait_since.store(
       g_sched.load(std::memory_order_relaxed)->coarse_now.load(std::memory_order_relaxed),
       std::memory_order_relaxed);
-  g->status.store(GStatus::kWaiting, std::memory_order_release);
-  if (!g->system) OwnerAdd<int64_t>(w->parked[static_cast<int>(reason)], 1);
+  ChangeGStatus(g, GStatus::kRunning, GStatus::kWaiting, std::memory_order_release);
+  OwnerAdd<int64_t>(w->parked[static_cast<int>(reason)], 1);
   w->commit = commit;
   w->commit_arg = arg;
   Schedule(w, g, action);
@@ -944,9 +950,9 @@ void Ready(G* g) {
     Fatalf("runtime: Ready of goroutine %llu, which is not waiting",
            static_cast<unsigned long long>(g->id));
   }
-  if (!g->system) CountParked(reason, -1);
+  CountParked(reason, -1);
   g->wait_reason.store(WaitReason::kNone, std::memory_order_relaxed);
-  g->status.store(GStatus::kRunnable, std::memory_order_release);
+  ChangeGStatus(g, GStatus::kWaiting, GStatus::kRunnable, std::memory_order_release);
   Worker* w = CurrentWorker();
   if (w != nullptr) {
     RunqPut(w, g, /*next=*/w->cur != nullptr);
@@ -971,12 +977,11 @@ bool CanSpin(int iter) {
   return w == nullptr || RunqEmpty(w);
 }
 
-G* PrepareGoroutine(size_t size, size_t align, void** storage, bool system) {
+G* PrepareGoroutine(size_t size, size_t align, void** storage) {
   Sched* s = g_sched.load(std::memory_order_acquire);
   if (s == nullptr) Fatal("runtime: Go called with no runtime running");
   Worker* w = CurrentWorker();
   G* g = AllocG(s, w);
-  g->system = system;
   g->started = false;
   g->id = NewGoid(s, w);
   if (size <= G::kInlineCallableSize && align <= G::kInlineCallableAlign) {
@@ -1002,14 +1007,14 @@ uint64_t StartGoroutine(G* g, GoEntry run, GoEntry destroy, GoStep step) {
     Fatal("runtime: a hibernating goroutine's callable must be kept in its G");
   }
   g->wait_reason.store(WaitReason::kNone, std::memory_order_relaxed);
-  g->status.store(GStatus::kRunnable, std::memory_order_release);
+  ChangeGStatus(g, GStatus::kIdle, GStatus::kRunnable, std::memory_order_release);
   uint64_t id = g->id;
   Worker* w = CurrentWorker();
   if (w != nullptr) {
-    if (!g->system) OwnerAdd<int64_t>(w->live, 1);
+    OwnerAdd<int64_t>(w->live, 1);
     RunqPut(w, g, /*next=*/w->cur != nullptr);
   } else {
-    if (!g->system) s->ext_live.fetch_add(1, std::memory_order_relaxed);
+    s->ext_live.fetch_add(1, std::memory_order_relaxed);
     GlobalRunqPut(s, g);
   }
   Wakep(s);
@@ -1017,8 +1022,7 @@ uint64_t StartGoroutine(G* g, GoEntry run, GoEntry destroy, GoStep step) {
 }
 
 void AbandonGoroutine(G* g) {
-  Sched* s = g_sched.load(std::memory_order_acquire);
-  g->status.store(GStatus::kIdle, std::memory_order_relaxed);
+  Sched* s = g_sched.load(std::memory_order_acquire);  // g never left kIdle: nothing to change
   std::lock_guard<std::mutex> lock(s->lock);
   if (g->stack.lo != nullptr) {
     s->free_stacks.push_back(g->stack);
@@ -1198,7 +1202,7 @@ void RunScheduler(std::function<void()> main_goroutine, const Options& options,
     };
     using Body = decltype(body);
     void* storage = nullptr;
-    internal::G* g = internal::PrepareGoroutine(sizeof(Body), alignof(Body), &storage, false);
+    internal::G* g = internal::PrepareGoroutine(sizeof(Body), alignof(Body), &storage);
     new (storage) Body(std::move(body));
     internal::StartGoroutine(
         g,

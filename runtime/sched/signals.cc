@@ -216,7 +216,7 @@ void StartSignalThread(Sched* s) {
       }
       if (quit) {
         WriteAll(STDERR_FILENO, "SIGQUIT: goroutine dump (greenline keeps running)\n\n");
-        DumpGoroutines(STDERR_FILENO, false);
+        DumpGoroutines(STDERR_FILENO);
         g_dump_count.fetch_add(1, std::memory_order_release);
       }
       if (stop) return;

@@ -2,6 +2,22 @@
 
 namespace greenline {
 
+std::string_view GStatusName(GStatus status) {
+  switch (status) {
+    case GStatus::kIdle:
+      return "idle";
+    case GStatus::kRunnable:
+      return "runnable";
+    case GStatus::kRunning:
+      return "running";
+    case GStatus::kWaiting:
+      return "waiting";
+    case GStatus::kDead:
+      return "dead";
+  }
+  return "?";
+}
+
 std::string_view WaitReasonName(WaitReason reason) {
   switch (reason) {
     case WaitReason::kNone:

@@ -1,7 +1,9 @@
 // Tests for runtime/sched/park.h: the park/ready protocol every primitive builds on. A ready
 // handed over only after the park's commit; a commit that declines resumes at once; ParkUnlock
-// releases its lock only once the goroutine is switched out; and a ping-pong across workers that
-// loses no wakeup and delivers every value in order.
+// releases its lock only once the goroutine is switched out; a ping-pong across workers that
+// loses no wakeup and delivers every value in order; and the goroutine status machine under it
+// (sched/internal/g.h): a change it does not have is fatal in checked builds, and readying a
+// goroutine that is not parked is fatal in every build.
 #include "runtime/sched/park.h"
 
 #include <gtest/gtest.h>
@@ -12,13 +14,16 @@
 #include "greenline/goroutine.h"
 #include "greenline/runtime.h"
 #include "greenline/wait_group.h"
+#include "runtime/sched/internal/g.h"
 #include "tests/util/child_process.h"
 
 namespace greenline {
 namespace {
 
 using internal::G;
+using testing::IsFatalError;
 using testing::Procs;
+using testing::RunInChild;
 
 TEST(ParkTest, CommitRunsAfterSwitchAndReadyResumes) {
   std::atomic<G*> parked{nullptr};
@@ -99,6 +104,41 @@ struct Mailbox {
     }
   }
 };
+
+TEST(ParkTest, AnIllegalStatusChangeIsFatalInCheckedBuilds) {
+  if (!internal::kCheckGStatus) GTEST_SKIP() << "release build: status changes are not checked";
+  auto r = RunInChild([] {
+    greenline::Run([] {
+      // Running -> runnable is a yield, but this goroutine's G is running: claiming it was
+      // waiting is a lie the check must catch.
+      G* g = internal::CurrentG();
+      internal::ChangeGStatus(g, GStatus::kWaiting, GStatus::kRunnable, std::memory_order_relaxed);
+    });
+  });
+  EXPECT_TRUE(IsFatalError(
+      r, "runtime: goroutine 1: illegal status change waiting -> runnable (it is running)"))
+      << r.output;
+  // And a change the machine does not have at all, from the status the G really has.
+  r = RunInChild([] {
+    greenline::Run([] {
+      G* g = internal::CurrentG();
+      internal::ChangeGStatus(g, GStatus::kRunning, GStatus::kIdle, std::memory_order_relaxed);
+    });
+  });
+  EXPECT_TRUE(IsFatalError(
+      r, "runtime: goroutine 1: illegal status change running -> idle (it is running)"))
+      << r.output;
+}
+
+TEST(ParkTest, ReadyOfAGoroutineThatIsNotParkedIsFatal) {
+  auto r = RunInChild([] {
+    greenline::Run([] {
+      G* self = internal::CurrentG();
+      internal::Ready(self);  // running, not parked: a double ready would corrupt the run queues
+    });
+  });
+  EXPECT_TRUE(IsFatalError(r, "runtime: Ready of goroutine 1, which is not waiting")) << r.output;
+}
 
 TEST(ParkStressTest, PingPongAcrossWorkersLosesNoWakeup) {
   constexpr uint64_t kRounds = 100'000;

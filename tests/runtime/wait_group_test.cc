@@ -161,26 +161,6 @@ TEST(DeadlockTest, AllGoroutinesBlockedIsReportedLikeGo) {
   EXPECT_NE(r.output.find("goroutine 1 [sync.WaitGroup.Wait]:"), std::string::npos) << r.output;
 }
 
-TEST(DeadlockTest, SystemGoroutinesAreLeftOutAsGoLeavesOutItsOwn) {
-  // A runtime-internal goroutine blocked forever (the kind an HTTP endpoint or signal loop is)
-  // neither counts in NumGoroutine nor keeps a deadlock of the user's goroutines from being seen.
-  auto r = RunInChild([] {
-    greenline::Run([] {
-      WaitGroup never;
-      never.Add(1);
-      internal::Spawn([&] { never.Wait(); }, /*system=*/true);
-      Sleep(10ms);
-      std::printf("user goroutines: %lld\n", static_cast<long long>(NumGoroutine()));
-      std::fflush(stdout);
-      never.Wait();
-    });
-  });
-  ASSERT_TRUE(r.exited) << r.output;
-  EXPECT_EQ(r.exit_code, 2);
-  EXPECT_NE(r.output.find("user goroutines: 1"), std::string::npos) << r.output;
-  EXPECT_NE(r.output.find("all goroutines are asleep - deadlock!"), std::string::npos) << r.output;
-}
-
 TEST(DeadlockTest, SleepingGoroutinesAreNotADeadlock) {
   auto r = RunInChild([] {
     greenline::Run([] {

@@ -16,10 +16,10 @@
 
 namespace greenline {
 
-// Writes the dump of every user goroutine (and the runtime's system goroutines when `system`) of
-// the running runtime to `fd`. Callable from any thread, goroutine or not; not from a signal
-// handler. Consistent per goroutine, not across goroutines: the runtime keeps running meanwhile.
-void WriteGoroutineDump(int fd, bool system = false);
+// Writes the dump of every goroutine of the running runtime to `fd`. Callable from any thread,
+// goroutine or not; not from a signal handler. Consistent per goroutine, not across goroutines: the
+// runtime keeps running meanwhile.
+void WriteGoroutineDump(int fd);
 
 // How many SIGQUIT dumps have been written since the process started (lets tests wait for one).
 int SigquitDumpCount();

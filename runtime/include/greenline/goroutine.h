@@ -44,10 +44,8 @@ using GoStep = Resume (*)(void* callable);  // runs one step of the callable; it
 
 // Takes a goroutine from the pool and reserves `size` bytes aligned to `align` for the callable;
 // *storage points there: inside the G when it fits (G::kInlineCallableSize; the stack is then bound
-// when the goroutine first runs), else at the top of a stack bound now. `system` goroutines (the
-// runtime's own, such as the signal or HTTP goroutines) are left out of counts and deadlock
-// detection, as Go's are.
-G* PrepareGoroutine(size_t size, size_t align, void** storage, bool system);
+// when the goroutine first runs), else at the top of a stack bound now.
+G* PrepareGoroutine(size_t size, size_t align, void** storage);
 // Makes a prepared goroutine runnable; returns its id. `destroy` drops an unstarted callable when
 // the runtime ends before the goroutine ever ran.
 // `step` non-null: a hibernating goroutine (GoHibernating); `run` is then unused.
@@ -69,9 +67,9 @@ bool OnGoroutine();
 
 // A prepared goroutine holding its callable, an F made from fn.
 template <class F, class Fn>
-G* PrepareWith(Fn&& fn, bool system) {
+G* PrepareWith(Fn&& fn) {
   void* storage = nullptr;
-  G* g = PrepareGoroutine(sizeof(F), alignof(F), &storage, system);
+  G* g = PrepareGoroutine(sizeof(F), alignof(F), &storage);
   try {
     ::new (storage) F(std::forward<Fn>(fn));
   } catch (...) {
@@ -82,12 +80,12 @@ G* PrepareWith(Fn&& fn, bool system) {
 }
 
 template <class Fn>
-uint64_t Spawn(Fn&& fn, bool system) {
+uint64_t Spawn(Fn&& fn) {
   using F = std::decay_t<Fn>;
   if constexpr (sizeof(F) > kMaxInlineCallable || alignof(F) > 64) {
-    return Spawn([boxed = std::make_unique<F>(std::forward<Fn>(fn))] { (*boxed)(); }, system);
+    return Spawn([boxed = std::make_unique<F>(std::forward<Fn>(fn))] { (*boxed)(); });
   } else {
-    G* g = PrepareWith<F>(std::forward<Fn>(fn), system);
+    G* g = PrepareWith<F>(std::forward<Fn>(fn));
     return StartGoroutine(
         g,
         [](void* p) {
@@ -107,7 +105,7 @@ uint64_t SpawnHibernating(Fn&& fn) {
     return SpawnHibernating(
         [boxed = std::make_unique<F>(std::forward<Fn>(fn))]() -> Resume { return (*boxed)(); });
   } else {
-    G* g = PrepareWith<F>(std::forward<Fn>(fn), /*system=*/false);
+    G* g = PrepareWith<F>(std::forward<Fn>(fn));
     return StartGoroutine(
         g, nullptr, [](void* p) { static_cast<F*>(p)->~F(); },
         [](void* p) -> Resume { return (*static_cast<F*>(p))(); });
@@ -122,7 +120,7 @@ uint64_t SpawnHibernating(Fn&& fn) {
 // A C++ exception escaping `fn` is an unrecovered panic: the process reports it and exits with 2.
 template <class Fn>
 uint64_t Go(Fn&& fn) {
-  return internal::Spawn(std::forward<Fn>(fn), /*system=*/false);
+  return internal::Spawn(std::forward<Fn>(fn));
 }
 
 // A goroutine that gives its stack back while it waits, as erlang:hibernate/3 does for a process:
@@ -153,7 +151,7 @@ void Sleep(std::chrono::nanoseconds d);
 // This goroutine's id (1 is the main goroutine), or 0 when not called from a goroutine.
 uint64_t GoroutineId();
 
-// Go's runtime.NumGoroutine: live user goroutines (system goroutines are not counted).
+// Go's runtime.NumGoroutine: live goroutines.
 int64_t NumGoroutine();
 
 // Runs `fn` (a call that blocks its OS thread: a blocking library, getaddrinfo, a disk read) on the

@@ -48,16 +48,19 @@ enum class WaitReason : uint8_t {
 // "chan receive", "sleep", "IO wait", ... ("" for kNone).
 std::string_view WaitReasonName(WaitReason reason);
 
+// "idle", "runnable", "running", "waiting", "dead" (Go's names for its _G states).
+std::string_view GStatusName(GStatus status);
+
 // True for waits that only another goroutine can end (the seed's "blocking").
 constexpr bool IsBlocking(WaitReason reason) {
   return reason >= WaitReason::kChanReceive && reason < WaitReason::kCount;
 }
 
-// A snapshot of user goroutines by state (the runtime's own system goroutines are not counted, as
-// Go's runtime.NumGoroutine leaves out its system goroutines). Cheap: sums a few counters per
-// worker, no lock. Exact when the runtime is quiescent, approximate while goroutines move.
+// A snapshot of goroutines by state (the runtime runs none of its own: its monitor, signal and
+// blocking-pool threads are threads). Cheap: sums a few counters per worker, no lock. Exact when
+// the runtime is quiescent, approximate while goroutines move.
 struct StateCounts {
-  int64_t live = 0;      // every user goroutine not yet exited
+  int64_t live = 0;      // every goroutine not yet exited
   int64_t running = 0;   // executing, runnable, asleep or in a running-class wait (live - blocking)
   int64_t blocking = 0;  // in a blocking-class wait
   int64_t by_reason[static_cast<int>(WaitReason::kCount)] = {};  // parked, per reason

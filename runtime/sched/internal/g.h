@@ -18,7 +18,8 @@
 //     worker executing the goroutine. A suspended G's fiber.ctx is read by the dump (racy by
 //     design, bounded reads).
 //   - status, wait_reason, wait_since: atomics; written by the goroutine's own worker or by the
-//     thread that readies it; read by the dump and the monitor (relaxed).
+//     thread that readies it (status only through ChangeGStatus, below); read by the dump and the
+//     monitor (relaxed).
 //   - sched_link: by whichever queue holds the G, under that queue's protection.
 #pragma once
 
@@ -54,7 +55,6 @@ struct G {
   Fiber fiber;
   Stack stack;  // lo == nullptr: not bound yet (unstarted goroutine with an inline callable)
   uint64_t id = 0;
-  bool system = false;
   bool started = false;  // the entry began running; written by the executing worker only
   std::atomic<GStatus> status{GStatus::kIdle};
   std::atomic<WaitReason> wait_reason{WaitReason::kNone};
@@ -71,5 +71,52 @@ struct G {
   int32_t all_index = -1;    // position in Sched::all_gs
 };
 static_assert(G::kInlineCallableSize >= kMaxHibernatingCallable && G::kInlineCallableAlign >= 16);
+
+// The goroutine status machine (GStatus, greenline/state.h). Every change of G::status goes
+// through ChangeGStatus, which names the status it changes from (Go's casgstatus, marl's
+// changeFiberState):
+//   kIdle     -> kRunnable  started (StartGoroutine)
+//   kRunnable -> kRunning   a worker switches to it (MarkRunning)
+//   kRunning  -> kRunnable  it yields
+//   kRunning  -> kWaiting   it parks (Park, ParkHibernate)
+//   kWaiting  -> kRunnable  readied, or its park abandoned by the commit
+//   kRunning  -> kDead      it returned, or Goexit ended it (GoroutineExit)
+//   kDead     -> kIdle      its G recycled (FreeG)
+constexpr bool IsGStatusTransition(GStatus from, GStatus to) {
+  switch (from) {
+    case GStatus::kIdle:
+      return to == GStatus::kRunnable;
+    case GStatus::kRunnable:
+      return to == GStatus::kRunning;
+    case GStatus::kRunning:
+      return to == GStatus::kRunnable || to == GStatus::kWaiting || to == GStatus::kDead;
+    case GStatus::kWaiting:
+      return to == GStatus::kRunnable;
+    case GStatus::kDead:
+      return to == GStatus::kIdle;
+  }
+  return false;
+}
+
+// Debug and sanitizer builds check every change against the machine above; release builds store.
+#if !defined(NDEBUG) || GREENLINE_ASAN || GREENLINE_TSAN
+inline constexpr bool kCheckGStatus = true;
+#else
+inline constexpr bool kCheckGStatus = false;
+#endif
+
+// A fatal error naming the goroutine, the change asked for and the status it found.
+[[noreturn]] void IllegalGStatusChange(const G* g, GStatus found, GStatus from, GStatus to);
+
+// Changes g's status from `from` (what the caller knows it to be: only the goroutine's own worker,
+// or the one thread that readies it, changes it at any moment) to `to`, with `order` for readers
+// (the dump, the monitor, Ready's check).
+inline void ChangeGStatus(G* g, GStatus from, GStatus to, std::memory_order order) {
+  if constexpr (kCheckGStatus) {
+    GStatus found = g->status.load(std::memory_order_relaxed);
+    if (found != from || !IsGStatusTransition(from, to)) IllegalGStatusChange(g, found, from, to);
+  }
+  g->status.store(to, order);
+}
 
 }  // namespace greenline::internal

@@ -101,7 +101,7 @@ struct alignas(64) Worker {
   uint64_t goid_next = 0, goid_end = 0;
   uint64_t rand_state = 0;
 
-  // State counts for user goroutines, written only by this worker thread (load+store, relaxed),
+  // State counts of goroutines, written only by this worker thread (load+store, relaxed),
   // summed by readers: live, and parked per wait reason.
   std::atomic<int64_t> live{0};
   std::atomic<int64_t> parked[kNumReasons] = {};
@@ -186,8 +186,8 @@ bool RunqEmpty(const Worker* w);
 StateCounts SumStateCounts(const Sched* s);
 void CountParked(WaitReason reason, int delta);
 
-// Goroutine dump to `fd` (Go's format); `all` includes system goroutines.
-void DumpGoroutines(int fd, bool all);
+// Goroutine dump to `fd` (Go's format).
+void DumpGoroutines(int fd);
 // Captures the backtrace of whatever w executes (SIGURG to its thread); false on timeout.
 bool CaptureRunningBacktrace(Worker* w, uintptr_t* pcs, int* n, uint64_t* goid, int64_t timeout_ns);
 
