@@ -1,5 +1,6 @@
 // Tests for greenline/goroutine.h: spawning (ids, callables of every shape), Yield's fairness,
-// runnext not starving the run queue, Sleep's timing, Blocking keeping its worker free, work
+// runnext not starving the run queue, Sleep's timing (zero and negative durations returning
+// without parking, on a goroutine or off the runtime), Blocking keeping its worker free, work
 // spreading across workers, NumGoroutine, and a million goroutines that sleep and exit.
 #include "greenline/goroutine.h"
 
@@ -199,12 +200,43 @@ TEST(GoroutineTest, RunnextChainDoesNotStarveTheQueue) {
   EXPECT_LT(victim_ran_at.load(), 100) << "the queued goroutine waited for most of the chain";
 }
 
-TEST(GoroutineTest, SleepZeroReturnsAtOnceAndWorksOffRuntime) {
+TEST(GoroutineTest, SleepZeroOrNegativeReturnsWithoutParking) {
+  // One worker, and a goroutine runnable behind this one: a park or a yield would run it before
+  // Sleep returned, and would count a switch. Yield is the control that shows the probe works.
+  bool probe_ran = false;  // outside Run: the probe may outlive main if Yield were broken
+  bool ran_after_go = true, ran_after_sleeps = true, ran_after_yield = false;
+  uint64_t switches_in_sleeps = ~uint64_t{0};
+  greenline::Run(
+      [&] {
+        Go([&] { probe_ran = true; });
+        ran_after_go = probe_ran;
+        uint64_t before = TotalSwitches();
+        Sleep(0ns);
+        Sleep(-5ms);
+        Sleep(std::chrono::nanoseconds::min());
+        switches_in_sleeps = TotalSwitches() - before;
+        ran_after_sleeps = probe_ran;
+        Yield();
+        ran_after_yield = probe_ran;
+      },
+      Procs(1));
+  EXPECT_FALSE(ran_after_go) << "Go() switched to the new goroutine: the probe shows nothing";
+  EXPECT_FALSE(ran_after_sleeps) << "a zero or negative Sleep let another goroutine run";
+  EXPECT_EQ(switches_in_sleeps, 0u) << "a zero or negative Sleep went through the scheduler";
+  EXPECT_TRUE(ran_after_yield) << "Yield did not run the probe: the probe shows nothing";
+}
+
+TEST(GoroutineTest, SleepOffRuntimeSleepsTheThreadOrReturnsAtOnce) {
+  // Not on a goroutine: an ordinary thread sleep, at least as long as asked.
   auto start = std::chrono::steady_clock::now();
-  Sleep(0ns);
-  Sleep(-5ms);
-  Sleep(2ms);  // not on a goroutine: an ordinary thread sleep
+  Sleep(2ms);
   EXPECT_GE(std::chrono::steady_clock::now() - start, 2ms);
+  // Zero and negative return at once. The bound is generous (a no-op against half the magnitude)
+  // so a loaded machine cannot trip it; a Sleep that slept the magnitude takes 2 s.
+  start = std::chrono::steady_clock::now();
+  Sleep(0ns);
+  Sleep(-2s);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 1s);
 }
 
 TEST(GoroutineTest, TimingSleepWakesOnTimeNeverEarly) {

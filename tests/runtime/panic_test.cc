@@ -339,8 +339,9 @@ TEST(PanicStressTest, PanicsCrossBlockingDeferredCallsOnManyWorkers) {
         for (int i = 0; i < 200; ++i) {
           wg.Add(1);
           Go([&, i] {
+            // Outside the body: the deferred calls run after it has returned (panic.h).
+            int value = -1;
             int got = Frame([&](Defer& defer) {
-              int value = -1;
               defer([&] {
                 Yield();
                 if (PanicValue v = Recover()) value = *v.As<int>();

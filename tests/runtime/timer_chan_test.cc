@@ -1,11 +1,15 @@
-// Tests for greenline/timer_chan.h: After fires once, not early, and at once for d <= 0; a
-// Ticker ticks, drops ticks for a slow receiver instead of queueing them, stops for good, resets
-// to a new period, rejects a non-positive period; and stopping tickers while their ticks are
-// being delivered on other workers is safe (the state is freed right after Stop, checked by ASan).
+// Tests for greenline/timer_chan.h: After fires once, not early, and at once for d <= 0, and
+// its pending timers are freed, unfired, when the runtime stops (glibc's heap counters; ASan's leak
+// check); a Ticker ticks, drops ticks for a slow receiver instead of queueing them, stops for good,
+// resets to a new period, rejects a non-positive period; and stopping tickers while their ticks are
+// being delivered on other workers is safe: no tick after Stop, no timer left behind, and the state
+// freed right after Stop is not touched again (ASan, TSan).
 #include "greenline/timer_chan.h"
 
 #include <gtest/gtest.h>
+#include <malloc.h>
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -14,6 +18,7 @@
 #include "greenline/goroutine.h"
 #include "greenline/runtime.h"
 #include "greenline/wait_group.h"
+#include "runtime/sched/timer.h"
 #include "tests/util/child_process.h"
 
 namespace greenline {
@@ -22,6 +27,20 @@ namespace {
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 using testing::Procs;
+
+// Whether glibc's malloc serves this build: a sanitizer brings its own allocator, which glibc's
+// counters (mallinfo2) do not see. Under ASan its leak check stands in for them.
+#if defined(GREENLINE_ASAN) || defined(GREENLINE_TSAN)
+constexpr bool kGlibcMalloc = false;
+#else
+constexpr bool kGlibcMalloc = true;
+#endif
+
+// Bytes glibc's malloc has handed out and not had back, over all threads' arenas.
+int64_t HeapInUse() {
+  struct mallinfo2 m = mallinfo2();
+  return static_cast<int64_t>(m.uordblks + m.hblkhd);
+}
 
 TEST(TimerChanTest, TimingAfterFiresOnceNotEarly) {
   Clock::duration waited{};
@@ -60,9 +79,31 @@ TEST(TimerChanTest, HugeDurationsSaturateInsteadOfFiringAtOnce) {
 }
 
 TEST(TimerChanTest, AfterPendingWhenTheRuntimeStopsIsFreed) {
-  // The timer owns itself until it fires; stopping the runtime first must free it (ASan's leak
-  // check fails this test otherwise).
-  greenline::Run([] { After(1h); });
+  // The timer owns itself (and a handle on its channel) until it fires; stopping the runtime first
+  // must free it, without firing it. Many timers, so that leaking them shows in the heap: each
+  // would keep a runtime timer at least (kLeakIfNotFreed for all), while the heap in use moves by
+  // a few KiB from one run of the runtime to the next.
+  constexpr int kTimers = 10000;
+  constexpr int64_t kLeakIfNotFreed = kTimers * int64_t{sizeof(internal::Timer)};
+  greenline::Run([] {});  // what the runtime keeps for the life of the process is allocated now
+  int64_t before = HeapInUse(), during = 0;
+  int64_t pending = 0;
+  Chan<TimePoint> kept;
+  greenline::Run([&] {
+    kept = After(1h);
+    for (int i = 1; i < kTimers; ++i) After(1h);
+    pending = internal::PendingTimers();
+    during = HeapInUse();
+  });
+  int64_t after = HeapInUse();
+  EXPECT_EQ(pending, kTimers) << "the timers were not all pending when the runtime stopped";
+  EXPECT_FALSE(kept.TryRecv().has_value()) << "stopping the runtime fired a pending timer";
+  if (kGlibcMalloc) {
+    EXPECT_GE(during - before, kLeakIfNotFreed) << "the heap counters do not see the timers";
+    EXPECT_LT(after - before, kLeakIfNotFreed / 2)
+        << "pending After timers were not freed when the runtime stopped (" << after - before
+        << " bytes still in use of the " << during - before << " they held)";
+  }
 }
 
 TEST(TimerChanTest, TimingTickerTicksInOrderAndStopEndsIt) {
@@ -128,25 +169,41 @@ TEST(TimerChanTest, NonPositivePeriodThrowsGoMessage) {
 TEST(TimerChanStressTest, TickersStoppedWhileTheirTicksAreDelivered) {
   // Many short-lived tickers with tiny periods on two workers: each is destroyed (its state freed)
   // while ticks fire on either worker. A callback still running after Stop would touch freed
-  // memory (ASan) or race with the destructor (TSan).
+  // memory (ASan) or race with the destructor (TSan). Every other ticker's channel is kept past
+  // its destruction (the others' go with their tickers): once the tick that may sit in it is
+  // drained, nothing more may arrive (its period passes many times over before the end), and no
+  // ticker's timer may be left in a heap.
+  constexpr int kGoroutines = 8, kTickers = 200;
+  std::atomic<int> late_ticks{0};
+  int64_t pending_at_end = -1;
   greenline::Run(
-      [] {
+      [&] {
         WaitGroup wg;
-        for (int g = 0; g < 8; ++g) {
+        for (int g = 0; g < kGoroutines; ++g) {
           wg.Add(1);
-          Go([&wg] {
-            for (int i = 0; i < 200; ++i) {
+          Go([&] {
+            std::vector<Chan<TimePoint>> kept;
+            for (int i = 0; i < kTickers; ++i) {
               auto t = std::make_unique<Ticker>(std::chrono::microseconds(1 + i % 7));
               if (i % 3 == 0) t->C().Recv();
               Yield();
+              if (i % 2 == 0) kept.push_back(t->C());
               t.reset();
+              if (i % 2 == 0) kept.back().TryRecv();  // a tick delivered before Stop may stay
+            }
+            Sleep(1ms);  // 140 periods of the slowest ticker at least
+            for (const Chan<TimePoint>& c : kept) {
+              if (c.TryRecv()) late_ticks.fetch_add(1);
             }
             wg.Done();
           });
         }
         wg.Wait();
+        pending_at_end = internal::PendingTimers();
       },
       Procs(2));
+  EXPECT_EQ(late_ticks.load(), 0) << "a stopped ticker ticked";
+  EXPECT_EQ(pending_at_end, 0) << "a stopped ticker's timer is still in a heap";
 }
 
 }  // namespace

@@ -193,49 +193,51 @@ TEST(MetricsTest, RenderIsWellFormedAndCarriesTheCounts) {
   std::string text = m.RenderPrometheus();
   PrometheusText p = ParsePrometheusText(text);
   for (const std::string& problem : p.problems) ADD_FAILURE() << problem;
-  auto& s = p.samples;
-  EXPECT_EQ(s[R"(greenline_connections_total{service="echo"})"], 3);
-  EXPECT_EQ(s[R"(greenline_lines_sent_total{service="chat"})"], 1234567);
-  EXPECT_EQ(s[R"(greenline_panics_recovered_total{service="chat"})"], 1);
-  EXPECT_EQ(s[R"(greenline_disconnects_total{reason="eof"})"], 2);
-  EXPECT_EQ(s[R"(greenline_disconnects_total{reason="shutdown"})"], 0);
-  EXPECT_EQ(s["greenline_chat_rooms"], 4);
-  EXPECT_EQ(s["greenline_shutting_down"], 1);
+  EXPECT_EQ(p.Value(R"(greenline_connections_total{service="echo"})"), 3);
+  EXPECT_EQ(p.Value(R"(greenline_lines_sent_total{service="chat"})"), 1234567);
+  EXPECT_EQ(p.Value(R"(greenline_panics_recovered_total{service="chat"})"), 1);
+  EXPECT_EQ(p.Value(R"(greenline_disconnects_total{reason="eof"})"), 2);
+  EXPECT_EQ(p.Value(R"(greenline_disconnects_total{reason="shutdown"})"), 0);
+  EXPECT_EQ(p.Value("greenline_chat_rooms"), 4);
+  EXPECT_EQ(p.Value("greenline_shutting_down"), 1);
   // Every service and every reason has its sample, zero or not.
   for (const char* service : {"echo", "chat", "http"}) {
-    EXPECT_TRUE(s.count(std::string("greenline_connections_active{service=\"") + service + "\"}"))
+    EXPECT_TRUE(p.Has(std::string("greenline_connections_active{service=\"") + service + "\"}"))
         << service;
   }
-  EXPECT_EQ(p.types["greenline_connections_active"], "gauge");
-  EXPECT_EQ(p.types["greenline_connections_total"], "counter");
-  EXPECT_EQ(p.types["process_cpu_seconds_total"], "counter");
+  for (size_t i = 0; i < static_cast<size_t>(DisconnectReason::kCount); ++i) {
+    std::string reason(DisconnectReasonName(static_cast<DisconnectReason>(i)));
+    EXPECT_TRUE(p.Has("greenline_disconnects_total{reason=\"" + reason + "\"}")) << reason;
+  }
+  EXPECT_EQ(p.Type("greenline_connections_active"), "gauge");
+  EXPECT_EQ(p.Type("greenline_connections_total"), "counter");
+  EXPECT_EQ(p.Type("process_cpu_seconds_total"), "counter");
   // No runtime runs here: no goroutines, no workers, no poller sample.
-  EXPECT_EQ(s[R"(greenline_goroutines{state="running"})"], 0);
-  EXPECT_EQ(s["greenline_workers"], 0);
+  EXPECT_EQ(p.Value(R"(greenline_goroutines{state="running"})"), 0);
+  EXPECT_EQ(p.Value("greenline_workers"), 0);
   EXPECT_EQ(text.find("greenline_poller_info{"), std::string::npos) << text;
 }
 
 TEST(MetricsTest, ProcessMetricsDescribeThisProcess) {
   std::string text = Metrics().RenderPrometheus();
   PrometheusText p = ParsePrometheusText(text);
-  auto& s = p.samples;
-  EXPECT_GT(s["process_resident_memory_bytes"], 1 << 20) << text;
-  EXPECT_GE(s["process_virtual_memory_bytes"], s["process_resident_memory_bytes"]);
+  EXPECT_GT(p.Value("process_resident_memory_bytes"), 1 << 20) << text;
+  EXPECT_GE(p.Value("process_virtual_memory_bytes"), p.Value("process_resident_memory_bytes"));
   // The metrics code counts its own directory descriptor out, as the test helper does.
-  EXPECT_EQ(s["process_open_fds"], greenline::testing::CountOpenFds());
+  EXPECT_EQ(p.Value("process_open_fds"), greenline::testing::CountOpenFds());
   rlimit rl{};
   ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &rl), 0);
-  EXPECT_EQ(s["process_max_fds"], static_cast<double>(rl.rlim_cur));
+  EXPECT_EQ(p.Value("process_max_fds"), static_cast<double>(rl.rlim_cur));
   double now = static_cast<double>(std::time(nullptr));
-  EXPECT_LE(s["process_start_time_seconds"], now + 1);
-  EXPECT_GT(s["process_start_time_seconds"], now - 24 * 3600) << "this test started today";
+  EXPECT_LE(p.Value("process_start_time_seconds"), now + 1);
+  EXPECT_GT(p.Value("process_start_time_seconds"), now - 24 * 3600) << "this test started today";
   // Burn a little CPU: the counter moves.
-  double before = s["process_cpu_seconds_total"];
+  double before = p.Value("process_cpu_seconds_total");
   volatile uint64_t sink = 0;
   auto end = std::chrono::steady_clock::now() + 50ms;
   while (std::chrono::steady_clock::now() < end) sink = sink + 1;
   double after =
-      ParsePrometheusText(Metrics().RenderPrometheus()).samples["process_cpu_seconds_total"];
+      ParsePrometheusText(Metrics().RenderPrometheus()).Value("process_cpu_seconds_total");
   EXPECT_GT(after, before);
 }
 
@@ -255,13 +257,12 @@ TEST(MetricsTest, GoroutineStatesWorkersAndPollerComeFromTheRuntime) {
       },
       greenline::testing::Procs(2));
   for (const std::string& problem : p.problems) ADD_FAILURE() << problem;
-  auto& s = p.samples;
-  EXPECT_EQ(s[R"(greenline_goroutines{state="blocking"})"], 3);
+  EXPECT_EQ(p.Value(R"(greenline_goroutines{state="blocking"})"), 3);
   // This goroutine (in a blocking call: running-class) and the two sleepers.
-  EXPECT_EQ(s[R"(greenline_goroutines{state="running"})"], 3);
-  EXPECT_EQ(s["greenline_workers"], 2);
-  EXPECT_TRUE(s.count(R"(greenline_poller_info{kind="io_uring"})") ||
-              s.count(R"(greenline_poller_info{kind="epoll"})"));
+  EXPECT_EQ(p.Value(R"(greenline_goroutines{state="running"})"), 3);
+  EXPECT_EQ(p.Value("greenline_workers"), 2);
+  EXPECT_TRUE(p.Has(R"(greenline_poller_info{kind="io_uring"})") ||
+              p.Has(R"(greenline_poller_info{kind="epoll"})"));
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>
+#include <limits>
 #include <sstream>
 
 #include "greenline/goroutine.h"
@@ -203,14 +204,14 @@ PrometheusText ParsePrometheusText(const std::string& text) {
       if ((!help && !type) || name.empty() || rest.size() < 2 || rest[0] != ' ') {
         out.problems.push_back("a comment neither HELP nor TYPE: " + line);
       } else if (help) {
-        if (!out.helps.insert(name).second) out.problems.push_back("second HELP: " + line);
+        if (!out.helps_.insert(name).second) out.problems.push_back("second HELP: " + line);
       } else {
         std::string kind(rest.substr(1));
         if (kind != "counter" && kind != "gauge" && kind != "untyped") {
           out.problems.push_back("unknown type: " + line);
         }
-        if (!out.helps.count(name)) out.problems.push_back("TYPE before HELP: " + line);
-        if (!out.types.emplace(name, kind).second) out.problems.push_back("second TYPE: " + line);
+        if (!out.helps_.count(name)) out.problems.push_back("TYPE before HELP: " + line);
+        if (!out.types_.emplace(name, kind).second) out.problems.push_back("second TYPE: " + line);
         if (kind == "counter" && (name.size() < 6 || name.substr(name.size() - 6) != "_total")) {
           out.problems.push_back("a counter not named *_total: " + line);
         }
@@ -227,10 +228,28 @@ PrometheusText ParsePrometheusText(const std::string& text) {
       out.problems.push_back("not HELP, TYPE or a sample: " + line);
       continue;
     }
-    if (!out.types.count(name)) out.problems.push_back("sample before its TYPE: " + line);
-    if (!out.samples.emplace(key, value).second) out.problems.push_back("second sample: " + line);
+    if (!out.types_.count(name)) out.problems.push_back("sample before its TYPE: " + line);
+    if (!out.samples_.emplace(key, value).second) out.problems.push_back("second sample: " + line);
   }
   return out;
+}
+
+double PrometheusText::Value(const std::string& key, std::source_location where) const {
+  auto it = samples_.find(key);
+  if (it == samples_.end()) {
+    ADD_FAILURE_AT(where.file_name(), where.line()) << "no sample " << key;
+    return std::numeric_limits<double>::quiet_NaN();
+  }
+  return it->second;
+}
+
+std::string PrometheusText::Type(const std::string& family, std::source_location where) const {
+  auto it = types_.find(family);
+  if (it == types_.end()) {
+    ADD_FAILURE_AT(where.file_name(), where.line()) << "no TYPE line for " << family;
+    return "";
+  }
+  return it->second;
 }
 
 TestHttpServer::TestHttpServer(server::HttpHandler handler, const server::HttpOptions& options) {

@@ -10,6 +10,7 @@
 #include <functional>
 #include <map>
 #include <set>
+#include <source_location>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -88,12 +89,33 @@ class TestHttpServer {
   bool stopped_ = false;
 };
 
-// Prometheus text format 0.0.4, checked line by line.
-struct PrometheusText {
-  std::map<std::string, double> samples;     // "name{label=\"v\"}" (as written) -> value
-  std::map<std::string, std::string> types;  // family -> "counter", "gauge"
-  std::set<std::string> helps;               // families with a # HELP line
-  std::vector<std::string> problems;         // lines that break the format, and why
+// Prometheus text format 0.0.4, checked line by line. Samples and types are read through Value and
+// Type, which fail the test where they are called when the text lacks the sample or the TYPE line:
+// the maps are private because std::map's operator[] would insert 0 (or "") for a missing key, and
+// a check like `EXPECT_GE(samples[key], 0)` would pass on a sample that is not there.
+class PrometheusText {
+ public:
+  // Whether the text has the sample `key` ("name{label=\"v\"}", as written).
+  bool Has(const std::string& key) const { return samples_.count(key) != 0; }
+  // The value of the sample `key`. A missing sample is a test failure at the caller's line, and
+  // NaN, which no EXPECT_EQ, _LT, _LE, _GT or _GE passes either.
+  double Value(const std::string& key,
+               std::source_location where = std::source_location::current()) const;
+  // Whether the text has a TYPE line for `family`.
+  bool HasFamily(const std::string& family) const { return types_.count(family) != 0; }
+  // The family's type ("counter", "gauge" or "untyped"). A missing TYPE line is a test failure at
+  // the caller's line, and "".
+  std::string Type(const std::string& family,
+                   std::source_location where = std::source_location::current()) const;
+
+  std::vector<std::string> problems;  // lines that break the format, and why
+
+ private:
+  friend PrometheusText ParsePrometheusText(const std::string& text);
+
+  std::map<std::string, double> samples_;     // "name{label=\"v\"}" (as written) -> value
+  std::map<std::string, std::string> types_;  // family -> "counter", "gauge", "untyped"
+  std::set<std::string> helps_;               // families with a # HELP line
 };
 // Every line must be "# HELP name text", "# TYPE name counter|gauge|untyped" or a sample
 // `name{labels} value` of a family whose HELP and TYPE came before it; no sample twice; counters
