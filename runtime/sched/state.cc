@@ -54,6 +54,8 @@ std::string_view WaitReasonName(WaitReason reason) {
       return "sync.Cond.Wait";
     case WaitReason::kSemacquire:
       return "semacquire";
+    case WaitReason::kSyncNotifierWait:
+      return "sync.Notifier.Wait";
     case WaitReason::kCount:
       break;
   }

@@ -42,6 +42,7 @@ enum class WaitReason : uint8_t {
   kSyncWaitGroupWait,
   kSyncCondWait,
   kSemacquire,
+  kSyncNotifierWait,
   kCount,
 };
 
