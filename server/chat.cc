@@ -102,7 +102,7 @@ bool Outbox::overflowed() const {
 class ChatClient final : public ConnSession {
  public:
   ChatClient(Server& server, net::Conn conn)
-      : ConnSession(server, std::move(conn), Service::kChat),
+      : ConnSession(server, std::move(conn), ServiceId::kChat),
         outbox(server.config().out_queue),
         writer_done(MakeChan<bool>()) {}
 
@@ -168,9 +168,9 @@ void ChatClient::WriterLoop() {
       auto r = conn_.Write(buf);
       outbox.Written(cost);
       if (r.n > 0) {
-        m.bytes_sent_total[Service::kChat].Add(r.n);
+        m.bytes_sent_total[ServiceId::kChat].Add(r.n);
         // Lines, not messages: /help is one message of many lines.
-        m.lines_sent_total[Service::kChat].Add(
+        m.lines_sent_total[ServiceId::kChat].Add(
             static_cast<uint64_t>(std::count(buf.begin(), buf.begin() + r.n, '\n')));
       }
       mid_line = r.n > 0 && buf[r.n - 1] != '\n';
@@ -426,7 +426,7 @@ class ChatHandler {
     proto::TelnetFilter telnet;
     proto::LineFramer framer(cfg_.max_line);
     IdleTimer idle(c_.server(), c_.conn(), /*both=*/false);
-    ConnCounters counters(c_.server().metrics(), Service::kChat);
+    ConnCounters counters(c_.server().metrics(), ServiceId::kChat);
     std::string reply;
     for (;;) {
       idle.Touch();
@@ -492,7 +492,7 @@ class ChatHandler {
     if (cmd.kind == proto::Command::Kind::kNone) return false;  // an empty line
     // /quit always gets through: a flooder must be able to leave.
     if (cmd.kind != proto::Command::Kind::kQuit && !bucket_.Take()) {
-      c_.server().metrics().rate_limited_total[Service::kChat].Inc();
+      c_.server().metrics().rate_limited_total[ServiceId::kChat].Inc();
       // One notice per second at most: a flood must not turn into a flood of notices.
       auto now = Clock::now();
       if (now - last_limited_notice_ >= std::chrono::seconds(1)) {
@@ -600,7 +600,7 @@ void ServeChat(Server& server, net::Conn conn) {
       if (reason == DisconnectReason::kError || reason == DisconnectReason::kTooSlow) {
         conn.Close();  // nobody to tell, or nobody listening
       } else {
-        LingeringClose(conn, &server.metrics(), Service::kChat);
+        LingeringClose(conn, &server.metrics(), ServiceId::kChat);
       }
       if (writer) client.writer_done.RecvOk();
       client.Finish(reason);

@@ -20,8 +20,8 @@ class EchoConn {
  public:
   EchoConn(Server& server, net::Conn conn)
       : conn_(conn),
-        session_(server, conn, Service::kEcho),
-        counters_(server.metrics(), Service::kEcho),
+        session_(server, conn, ServiceId::kEcho),
+        counters_(server.metrics(), ServiceId::kEcho),
         framer_(server.config().max_line),
         idle_(server, conn) {}
 
@@ -127,7 +127,7 @@ class EchoConn {
     if (reason_ == DisconnectReason::kError) {
       conn_.Close();
     } else {
-      LingeringClose(conn_, &server().metrics(), Service::kEcho);
+      LingeringClose(conn_, &server().metrics(), ServiceId::kEcho);
     }
     session_.Finish(reason_);
   }

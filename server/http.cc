@@ -82,7 +82,7 @@ struct ConnState {
 };
 
 void CountReceived(Metrics* m, size_t n) {
-  if (m != nullptr && n > 0) m->bytes_received_total[Service::kHttp].Add(n);
+  if (m != nullptr && n > 0) m->bytes_received_total[ServiceId::kHttp].Add(n);
 }
 
 // Where ReadHead left the connection.
@@ -137,7 +137,7 @@ bool WriteResponse(const net::Conn& conn, const HttpOptions& o, const std::strin
     w = conn.Write(body);
     sent += w.n;
   }
-  if (o.metrics != nullptr) o.metrics->bytes_sent_total[Service::kHttp].Add(sent);
+  if (o.metrics != nullptr) o.metrics->bytes_sent_total[ServiceId::kHttp].Add(sent);
   return !w.err;
 }
 
@@ -183,7 +183,7 @@ void ServeRequests(Server& s, const net::Conn& conn, ConnState& st) {
     if (s.closing.load()) keep_alive = false;
     if (!WriteResponse(conn, o, req.version, resp, keep_alive, head_only)) return;
     if (!keep_alive) {
-      LingeringClose(conn, o.metrics, Service::kHttp);
+      LingeringClose(conn, o.metrics, ServiceId::kHttp);
       return;
     }
   }
@@ -199,7 +199,7 @@ void ServeConn(Server& s, const net::Conn& conn, std::list<net::Conn>::iterator 
         s.conns.erase(self);
       }
       if (s.options.metrics != nullptr) {
-        s.options.metrics->connections_active[Service::kHttp].Dec();
+        s.options.metrics->connections_active[ServiceId::kHttp].Dec();
       }
       s.running.Done();  // last: ServeHttp's frame, which holds `s`, may end right after
     });
@@ -213,12 +213,12 @@ void ServeConn(Server& s, const net::Conn& conn, std::list<net::Conn>::iterator 
                                 std::to_string(GoroutineId()) + "), recovered: " + v.String() +
                                 "\n" + origin);
       if (s.options.metrics != nullptr) {
-        s.options.metrics->panics_recovered_total[Service::kHttp].Inc();
+        s.options.metrics->panics_recovered_total[ServiceId::kHttp].Inc();
       }
       if (!st.in_handler) return;  // the panic was ours, not the handler's: nothing to answer
       HttpResponse resp = ErrorResponse(500, "the handler panicked; see the server log");
       if (WriteResponse(conn, s.options, "HTTP/1.1", resp, false, st.head_only)) {
-        LingeringClose(conn, s.options.metrics, Service::kHttp);
+        LingeringClose(conn, s.options.metrics, ServiceId::kHttp);
       }
     });
     ServeRequests(s, conn, st);
@@ -252,8 +252,8 @@ void ServeHttp(const net::Listener& listener, HttpHandler handler, const HttpOpt
     backoff = 0ms;
     const net::Conn& conn = accepted.first;
     if (m != nullptr) {
-      m->connections_total[Service::kHttp].Inc();
-      m->connections_active[Service::kHttp].Inc();
+      m->connections_total[ServiceId::kHttp].Inc();
+      m->connections_active[ServiceId::kHttp].Inc();
     }
     std::list<net::Conn>::iterator self;
     {

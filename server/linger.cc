@@ -4,7 +4,7 @@
 
 namespace greenline::server {
 
-void LingeringClose(const net::Conn& conn, Metrics* metrics, Service service) {
+void LingeringClose(const net::Conn& conn, Metrics* metrics, ServiceId service) {
   constexpr auto kLingerTime = std::chrono::milliseconds(500);
   constexpr size_t kLingerBytes = 512 * 1024;
   conn.CloseWrite();

@@ -13,6 +13,6 @@ namespace greenline::server {
 // the client still sends until its EOF, 512 KiB or 500 ms, then close. Go's http.Server
 // (closeWriteAndWait) and Apache (lingering close) do the same. What is drained is counted in
 // `metrics` (may be null) as `service`'s received bytes. Parks; from the connection's goroutine.
-void LingeringClose(const net::Conn& conn, Metrics* metrics, Service service);
+void LingeringClose(const net::Conn& conn, Metrics* metrics, ServiceId service);
 
 }  // namespace greenline::server

@@ -85,14 +85,14 @@ void Serve(const Config& cfg) {
   if (echo.valid()) {
     loops.Add(1);
     Go([&] {
-      AcceptLoop(server, echo, Service::kEcho, protocol::kServerFullLine, StartEcho);
+      AcceptLoop(server, echo, ServiceId::kEcho, protocol::kServerFullLine, StartEcho);
       loops.Done();
     });
   }
   if (chat.valid()) {
     loops.Add(1);
     Go([&] {
-      AcceptLoop(server, chat, Service::kChat, protocol::kServerFullLine, StartChat);
+      AcceptLoop(server, chat, ServiceId::kChat, protocol::kServerFullLine, StartChat);
       loops.Done();
     });
   }

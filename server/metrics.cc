@@ -24,15 +24,15 @@ namespace greenline::server {
 
 std::string_view BuildVersion() { return GREENLINE_VERSION; }
 
-std::string_view ServiceName(Service service) {
+std::string_view ServiceName(ServiceId service) {
   switch (service) {
-    case Service::kEcho:
+    case ServiceId::kEcho:
       return "echo";
-    case Service::kChat:
+    case ServiceId::kChat:
       return "chat";
-    case Service::kHttp:
+    case ServiceId::kHttp:
       return "http";
-    case Service::kCount:
+    case ServiceId::kCount:
       break;
   }
   return "";

@@ -2,8 +2,8 @@
 // their rendering in Prometheus's text format (0.0.4) for /metrics.
 //
 //   greenline::server::Metrics metrics;                      // one per server, passed by reference
-//   metrics.connections_total[Service::kChat].Inc();
-//   metrics.lines_sent_total[Service::kChat].Add(n);         // chat fan-out: once per delivery
+//   metrics.connections_total[ServiceId::kChat].Inc();
+//   metrics.lines_sent_total[ServiceId::kChat].Add(n);         // chat fan-out: once per delivery
 //   metrics.disconnects_total[DisconnectReason::kTooSlow].Inc();
 //   std::string text = metrics.RenderPrometheus();
 //
@@ -19,7 +19,7 @@
 //     tests) share cells: still correct (the add is atomic), only less spread.
 //   - There is no global registry: the server owns one Metrics and hands a reference to whatever
 //     counts (the HTTP server through HttpOptions::metrics, the admin handler, the echo and chat
-//     handlers). Tests make their own. The label sets are closed enums (Service,
+//     handlers). Tests make their own. The label sets are closed enums (ServiceId,
 //     DisconnectReason), so a labelled family is an array indexed by the enum: no map lookup, no
 //     lock, no allocation on the hot path.
 //   - Values the runtime and the kernel already keep (goroutines by state, workers, the poller,
@@ -46,8 +46,8 @@ namespace greenline::server {
 std::string_view BuildVersion();
 
 // The services a connection belongs to (label service="echo|chat|http").
-enum class Service : uint8_t { kEcho, kChat, kHttp, kCount };
-std::string_view ServiceName(Service service);
+enum class ServiceId : uint8_t { kEcho, kChat, kHttp, kCount };
+std::string_view ServiceName(ServiceId service);
 
 // Why the server ended a line-protocol connection (label reason="..."). HTTP connections are not
 // counted here: every keep-alive scrape would drown the echo and chat reasons.
@@ -127,7 +127,7 @@ class Gauge {
   std::mutex set_lock_;  // serialises Set (read the sum, add the difference)
 };
 
-// A metric per value of a label enum (Service or DisconnectReason): family[Service::kChat].
+// A metric per value of a label enum (ServiceId or DisconnectReason): family[ServiceId::kChat].
 template <class Metric, class Label>
 class Labeled {
  public:
@@ -144,14 +144,14 @@ struct Metrics {
   Metrics(const Metrics&) = delete;
   Metrics& operator=(const Metrics&) = delete;
 
-  Labeled<Gauge, Service> connections_active;            // greenline_connections_active
-  Labeled<Counter, Service> connections_total;           // greenline_connections_total
-  Labeled<Counter, Service> lines_received_total;        // greenline_lines_received_total
-  Labeled<Counter, Service> lines_sent_total;            // greenline_lines_sent_total
-  Labeled<Counter, Service> bytes_received_total;        // greenline_bytes_received_total
-  Labeled<Counter, Service> bytes_sent_total;            // greenline_bytes_sent_total
-  Labeled<Counter, Service> panics_recovered_total;      // greenline_panics_recovered_total
-  Labeled<Counter, Service> rate_limited_total;          // greenline_rate_limited_total (lines)
+  Labeled<Gauge, ServiceId> connections_active;          // greenline_connections_active
+  Labeled<Counter, ServiceId> connections_total;         // greenline_connections_total
+  Labeled<Counter, ServiceId> lines_received_total;      // greenline_lines_received_total
+  Labeled<Counter, ServiceId> lines_sent_total;          // greenline_lines_sent_total
+  Labeled<Counter, ServiceId> bytes_received_total;      // greenline_bytes_received_total
+  Labeled<Counter, ServiceId> bytes_sent_total;          // greenline_bytes_sent_total
+  Labeled<Counter, ServiceId> panics_recovered_total;    // greenline_panics_recovered_total
+  Labeled<Counter, ServiceId> rate_limited_total;        // greenline_rate_limited_total (lines)
   Labeled<Counter, DisconnectReason> disconnects_total;  // greenline_disconnects_total
   Gauge chat_rooms;                                      // greenline_chat_rooms
   // greenline_shutting_down (0 or 1). The admin handler sets it from its shutting-down flag at

@@ -49,7 +49,7 @@ void ConnDone(Server& server) {
   server.Detached(-1);
 }
 
-void AcceptLoop(Server& server, const net::Listener& listener, Service service,
+void AcceptLoop(Server& server, const net::Listener& listener, ServiceId service,
                 std::string_view full, StartFn start) {
   Metrics& m = server.metrics();
   std::string full_line(full);

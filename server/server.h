@@ -92,7 +92,7 @@ void ConnDone(Server& server);
 // Serves `listener` until it is closed: accepts, applies the connection limit, and hands each
 // connection to `start`. `full` is written to a connection over the limit. `server` must outlive
 // every connection.
-void AcceptLoop(Server& server, const net::Listener& listener, Service service,
+void AcceptLoop(Server& server, const net::Listener& listener, ServiceId service,
                 std::string_view full, StartFn start);
 
 }  // namespace greenline::server

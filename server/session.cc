@@ -6,7 +6,7 @@
 
 namespace greenline::server {
 
-ConnSession::ConnSession(Server& server, net::Conn conn, Service service)
+ConnSession::ConnSession(Server& server, net::Conn conn, ServiceId service)
     : server_(server), conn_(std::move(conn)), service_(service) {}
 
 bool ConnSession::Start() {

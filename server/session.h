@@ -20,7 +20,7 @@ namespace greenline::server {
 // lost.
 class ConnSession : public Session {
  public:
-  ConnSession(Server& server, net::Conn conn, Service service);
+  ConnSession(Server& server, net::Conn conn, ServiceId service);
 
   // Counts the connection and registers it for shutdown; false when shutdown has begun (the
   // caller closes without serving).
@@ -50,7 +50,7 @@ class ConnSession : public Session {
 
   Server& server_;
   net::Conn conn_;
-  Service service_;
+  ServiceId service_;
 
  private:
   std::string peer_;
@@ -79,7 +79,7 @@ class IdleTimer {
 // A connection's traffic, counted in the shared metrics.
 class ConnCounters {
  public:
-  ConnCounters(Metrics& m, Service s) : m_(m), s_(s) {}
+  ConnCounters(Metrics& m, ServiceId s) : m_(m), s_(s) {}
   void Received(size_t bytes) { m_.bytes_received_total[s_].Add(bytes); }
   void LinesReceived(uint64_t n) {
     if (n > 0) m_.lines_received_total[s_].Add(n);
@@ -91,7 +91,7 @@ class ConnCounters {
 
  private:
   Metrics& m_;
-  Service s_;
+  ServiceId s_;
 };
 
 }  // namespace greenline::server

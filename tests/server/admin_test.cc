@@ -169,13 +169,13 @@ TEST_P(AdminTest, HealthzIsOkUntilShutdownBeginsThen503) {
 TEST_P(AdminTest, MetricsAreWellFormedAndShowTheCounts) {
   RunNet(2, [] {
     Metrics metrics;
-    metrics.lines_received_total[Service::kChat].Add(42);
-    metrics.bytes_sent_total[Service::kEcho].Add(1000);
-    metrics.connections_active[Service::kChat].Add(7);
-    metrics.connections_active[Service::kChat].Dec();
+    metrics.lines_received_total[ServiceId::kChat].Add(42);
+    metrics.bytes_sent_total[ServiceId::kEcho].Add(1000);
+    metrics.connections_active[ServiceId::kChat].Add(7);
+    metrics.connections_active[ServiceId::kChat].Dec();
     metrics.disconnects_total[DisconnectReason::kTooSlow].Inc();
     metrics.disconnects_total[DisconnectReason::kIdleTimeout].Add(3);
-    metrics.rate_limited_total[Service::kChat].Add(5);
+    metrics.rate_limited_total[ServiceId::kChat].Add(5);
     metrics.chat_rooms.Set(3);
     TestHttpServer server(MakeAdminHandler(metrics, {}), Counted(metrics));
     HttpClient c(server.address());

@@ -305,7 +305,7 @@ TEST_P(HttpTest, AHandlerPanicGets500IsCountedAndTheNextConnectionWorks) {
       EXPECT_EQ(r.Header("Connection"), "close");
       EXPECT_TRUE(c.AwaitClose(5s)) << path;
     }
-    EXPECT_EQ(metrics.panics_recovered_total[Service::kHttp].Value(), 2u);
+    EXPECT_EQ(metrics.panics_recovered_total[ServiceId::kHttp].Value(), 2u);
     HttpReply r = ok.Request(GetRequest("/after"));
     ASSERT_TRUE(r.ok) << r.error;
     EXPECT_EQ(r.body, "GET /after\n");
@@ -384,17 +384,18 @@ TEST_P(HttpTest, CountsConnectionsAndBytes) {
         ASSERT_TRUE(r.ok) << r.error;
         received += req.size();
       }
-      EXPECT_EQ(metrics.connections_total[Service::kHttp].Value(), 2u);
-      EXPECT_EQ(metrics.connections_active[Service::kHttp].Value(), 2);
-      EXPECT_EQ(metrics.bytes_received_total[Service::kHttp].Value(), received);
-      EXPECT_GT(metrics.bytes_sent_total[Service::kHttp].Value(), 2 * 100u);
+      EXPECT_EQ(metrics.connections_total[ServiceId::kHttp].Value(), 2u);
+      EXPECT_EQ(metrics.connections_active[ServiceId::kHttp].Value(), 2);
+      EXPECT_EQ(metrics.bytes_received_total[ServiceId::kHttp].Value(), received);
+      EXPECT_GT(metrics.bytes_sent_total[ServiceId::kHttp].Value(), 2 * 100u);
     }
     // The clients are gone: the server sees EOF and closes its side.
-    for (int i = 0; i < 500 && metrics.connections_active[Service::kHttp].Value() != 0; ++i) {
+    for (int i = 0; i < 500 && metrics.connections_active[ServiceId::kHttp].Value() != 0; ++i) {
       Sleep(2ms);
     }
-    EXPECT_EQ(metrics.connections_active[Service::kHttp].Value(), 0);
-    EXPECT_EQ(metrics.connections_total[Service::kEcho].Value(), 0u) << "other services untouched";
+    EXPECT_EQ(metrics.connections_active[ServiceId::kHttp].Value(), 0);
+    EXPECT_EQ(metrics.connections_total[ServiceId::kEcho].Value(), 0u)
+        << "other services untouched";
   });
 }
 
@@ -453,7 +454,7 @@ TEST_P(HttpTest, StressManyClientsAtOnce) {
     }
     done.Wait();
     EXPECT_EQ(good.load(), kClients * kRequests);
-    EXPECT_EQ(metrics.connections_total[Service::kHttp].Value(), uint64_t{kClients});
+    EXPECT_EQ(metrics.connections_total[ServiceId::kHttp].Value(), uint64_t{kClients});
   });
 }
 

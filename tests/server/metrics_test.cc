@@ -156,9 +156,9 @@ TEST(MetricsTest, StressGaugeAddsRacingASetAreNotLost) {
 }
 
 TEST(MetricsTest, LabelNamesAreThePrometheusOnes) {
-  EXPECT_EQ(ServiceName(Service::kEcho), "echo");
-  EXPECT_EQ(ServiceName(Service::kChat), "chat");
-  EXPECT_EQ(ServiceName(Service::kHttp), "http");
+  EXPECT_EQ(ServiceName(ServiceId::kEcho), "echo");
+  EXPECT_EQ(ServiceName(ServiceId::kChat), "chat");
+  EXPECT_EQ(ServiceName(ServiceId::kHttp), "http");
   const char* reasons[] = {"eof",  "error",       "idle_timeout", "line_too_long", "too_slow",
                            "quit", "server_full", "panic",        "shutdown"};
   static_assert(sizeof reasons / sizeof reasons[0] ==
@@ -184,9 +184,9 @@ TEST(MetricsTest, TheFormatCheckerCatchesBrokenText) {
 
 TEST(MetricsTest, RenderIsWellFormedAndCarriesTheCounts) {
   Metrics m;
-  m.connections_total[Service::kEcho].Add(3);
-  m.lines_sent_total[Service::kChat].Add(1234567);
-  m.panics_recovered_total[Service::kChat].Inc();
+  m.connections_total[ServiceId::kEcho].Add(3);
+  m.lines_sent_total[ServiceId::kChat].Add(1234567);
+  m.panics_recovered_total[ServiceId::kChat].Inc();
   m.disconnects_total[DisconnectReason::kEof].Add(2);
   m.chat_rooms.Set(4);
   m.shutting_down.Set(1);
