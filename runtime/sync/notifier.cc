@@ -6,6 +6,13 @@
 // after (it finds the waiter registered and readies it); never between. The permit is cleared by
 // the waiter only, when it takes it, so nothing a Notify says is ever dropped.
 //
+// The fast path. A waiter is parked only while the permit is clear (it takes the permit instead of
+// parking, and a Notify that readies it leaves the permit clear), so a Notify that finds the permit
+// set has nobody to wake and nothing to add: it returns after one load. That load and the waiter's
+// take are seq_cst, which makes the usual "push under the queue's lock, then Notify" safe: if the
+// waiter took the permit before our push became visible to it, that take precedes our load in the
+// total order, so our load reads the cleared permit (or a later Notify's) and we go the slow way.
+//
 // Readied means notified. Notify readies the waiter only after taking it out of `waiter_` and
 // consuming the permit on its behalf, under the lock: the goroutine's wait is over when it runs,
 // with nothing left to recheck. That is what lets a hibernating goroutine wait here without a
@@ -25,21 +32,21 @@ Notifier::~Notifier() {
 }
 
 void Notifier::Notify() {
+  if (permit_.load(std::memory_order_seq_cst)) return;
   internal::G* g;
   {
     SpinLockGuard guard(lock_);
     g = waiter_;
     waiter_ = nullptr;
-    permit_ = g == nullptr;  // a parked waiter takes the permit as it is readied
+    // A parked waiter takes the permit as it is readied: it stays clear.
+    if (g == nullptr) permit_.store(true, std::memory_order_seq_cst);
   }
   if (g != nullptr) internal::Ready(g);
 }
 
 bool Notifier::TryWait() {
-  SpinLockGuard guard(lock_);
-  bool had = permit_;
-  permit_ = false;
-  return had;
+  // Without the lock: only the (single) waiter clears the permit.
+  return permit_.exchange(false, std::memory_order_seq_cst);
 }
 
 __attribute__((noinline)) void Notifier::Wait() {
@@ -49,8 +56,7 @@ __attribute__((noinline)) void Notifier::Wait() {
     return;
   }
   lock_.lock();
-  if (permit_) {
-    permit_ = false;
+  if (permit_.exchange(false, std::memory_order_seq_cst)) {
     lock_.unlock();
     return;
   }
@@ -62,8 +68,7 @@ __attribute__((noinline)) void Notifier::Wait() {
 void Notifier::WaitHibernating(void* self) {
   auto* n = static_cast<Notifier*>(self);
   n->lock_.lock();
-  if (n->permit_) {
-    n->permit_ = false;
+  if (n->permit_.exchange(false, std::memory_order_seq_cst)) {
     n->lock_.unlock();
     return;  // the next step runs now
   }

@@ -18,7 +18,7 @@
 // at its queue but before it parks is not lost: it leaves the permit set, and Wait() returns at
 // once. This is Go's `make(chan struct{}, 1)` used with a non-blocking send to notify and a receive
 // to wait, or Tokio's Notify with notify_one, without a channel's buffer and select machinery:
-// one SpinLock, one pointer, one flag.
+// one SpinLock, one pointer, one flag. A Notify that finds the permit set already costs one load.
 //
 // Waiting. Wait() parks the goroutine with wait reason "sync.Notifier.Wait", a blocking-class wait
 // (only another goroutine or thread can end it, so a Notifier nobody notifies is a deadlock the
@@ -38,6 +38,8 @@
 // Lifetime: destroy a Notifier only when no goroutine waits on it or is about to; a Notify() still
 // inside the Notifier's lock is waited out by the destructor.
 #pragma once
+
+#include <atomic>
 
 #include "greenline/goroutine.h"
 #include "greenline/internal/spinlock.h"
@@ -73,7 +75,9 @@ class Notifier {
   static void WaitHibernating(void* self);
 
   SpinLock lock_;
-  bool permit_ GL_GUARDED_BY(lock_) = false;
+  // Set by Notify, taken by the waiter. Written under lock_; Notify reads it first without the
+  // lock (seq_cst, see notifier.cc): a Notify that finds it set has nothing to add.
+  std::atomic<bool> permit_{false};
   internal::G* waiter_ GL_GUARDED_BY(lock_) = nullptr;  // parked in Wait or hibernating
 };
 
