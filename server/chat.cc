@@ -19,7 +19,6 @@
 namespace greenline::server {
 
 namespace proto = greenline::protocol;
-using Clock = std::chrono::steady_clock;
 
 // ---- OutMessage, Outbox ----------------------------------------------------------------------
 
@@ -30,7 +29,7 @@ OutMessage* OutMessage::Make(std::string text, int32_t refs) {
   return m;
 }
 
-Outbox::Outbox(size_t limit) : limit_(limit), kick_(MakeChan<bool>(1)) {}
+Outbox::Outbox(size_t limit) : limit_(limit) {}
 
 Outbox::~Outbox() {
   for (OutMessage* m : queue_) m->Unref();
@@ -40,7 +39,7 @@ Outbox::Push Outbox::Put(OutMessage* m) {
   size_t cost = Cost(m);
   Push result = Push::kQueued;
   {
-    std::lock_guard<SpinLock> lock(mu_);
+    std::lock_guard<Mutex> lock(mu_);
     if (closed_ || overflow_) {
       result = Push::kDropped;
     } else if (bytes_ + cost > limit_) {
@@ -52,46 +51,40 @@ Outbox::Push Outbox::Put(OutMessage* m) {
     }
   }
   if (result != Push::kQueued) m->Unref();
-  if (result != Push::kDropped) Kick();
+  if (result != Push::kDropped) ready_.Notify();
   return result;
-}
-
-void Outbox::Kick() {
-  // One pending kick is enough: the writer takes everything queued when it wakes.
-  if (!kicked_.exchange(true, std::memory_order_seq_cst)) kick_.TrySend(true);
 }
 
 bool Outbox::Take(std::vector<OutMessage*>* batch) {
   for (;;) {
-    // Cleared before looking: a push after the look kicks again, so no wake-up is lost.
-    kicked_.store(false, std::memory_order_seq_cst);
     {
-      std::lock_guard<SpinLock> lock(mu_);
+      std::lock_guard<Mutex> lock(mu_);
       if (!queue_.empty() && !overflow_) {
         batch->swap(queue_);  // O(1) under the lock; the caller hands back an empty vector
         return true;
       }
       if (closed_ || overflow_) return false;
     }
-    kick_.Recv();
+    // A push between the look above and this wait left the permit set: no wake-up is lost.
+    ready_.Wait();
   }
 }
 
 void Outbox::Written(size_t cost) {
-  std::lock_guard<SpinLock> lock(mu_);
+  std::lock_guard<Mutex> lock(mu_);
   bytes_ -= std::min(cost, bytes_);
 }
 
 void Outbox::Close() {
   {
-    std::lock_guard<SpinLock> lock(mu_);
+    std::lock_guard<Mutex> lock(mu_);
     closed_ = true;
   }
-  Kick();
+  ready_.Notify();
 }
 
 bool Outbox::overflowed() const {
-  std::lock_guard<SpinLock> lock(mu_);
+  std::lock_guard<Mutex> lock(mu_);
   return overflow_;
 }
 
@@ -99,50 +92,37 @@ bool Outbox::overflowed() const {
 
 // One connection's state. Its handler goroutine owns everything but `outbox` (any goroutine pushes)
 // and `nick`/`room` (written by the handler under the hub's mutex, read by others under it).
-class ChatClient final : public ConnSession {
+class ChatClient {
  public:
-  ChatClient(Server& server, net::Conn conn)
-      : ConnSession(server, std::move(conn), ServiceId::kChat),
-        outbox(server.config().out_queue),
+  ChatClient(ChatService& service, net::Conn conn, ConnTicket ticket)
+      : session(service, std::move(conn), std::move(ticket), [this] { OnStop(); }),
+        outbox(service.config().out_queue),
         writer_done(MakeChan<bool>()) {}
 
   // Queues a line for this client alone.
   void Send(std::string text) { Deliver(OutMessage::Make(std::move(text), 1)); }
   // Queues a message (one of its references) and cuts this client off if its queue overflows.
   void Deliver(OutMessage* m) {
-    if (outbox.Put(m) == Outbox::Push::kOverflow) CutOff(DisconnectReason::kTooSlow);
-  }
-
-  // Ends the connection from another goroutine (too slow; a write failed): the writer is woken by
-  // a past write deadline, the handler by a past read deadline, and the handler reports `why`.
-  void CutOff(DisconnectReason why) {
-    int expected = -1;
-    cut_reason.compare_exchange_strong(expected, static_cast<int>(why));
-    auto now = Clock::now();
-    conn_.SetWriteDeadline(now);
-    conn_.SetReadDeadline(now);
-  }
-  std::optional<DisconnectReason> cut() const {
-    int r = cut_reason.load(std::memory_order_acquire);
-    if (r < 0) return std::nullopt;
-    return static_cast<DisconnectReason>(r);
+    if (outbox.Put(m) == Outbox::Push::kOverflow) session.CutOff(DisconnectReason::kTooSlow);
   }
 
   void WriterLoop();
 
-  const net::Conn& conn() const { return conn_; }
+  const net::Conn& conn() const { return session.conn(); }
+  Metrics& metrics() const { return session.service().metrics(); }
 
+  ConnSession session;  // first: its ticket goes last
   Outbox outbox;
-  Chan<bool> writer_done;  // closed when the writer goroutine ends
-  std::atomic<int> cut_reason{-1};
+  Chan<bool> writer_done;    // closed when the writer goroutine ends
   std::string nick;          // under the hub's mutex
   ChatRoom* room = nullptr;  // under the hub's mutex
 
- protected:
-  void OnStop() override {
+ private:
+  // A shutdown stops this connection: everyone is told, after what is already queued.
+  void OnStop() {
     // Already cut off (too slow, a failed write): it keeps its past deadline and gets no notice.
-    if (cut()) {
-      conn_.SetWriteDeadline(Clock::now());
+    if (session.cut()) {
+      conn().SetWriteDeadline(Clock::now());
       return;
     }
     Send(std::string(proto::kShutdownLine));
@@ -153,19 +133,19 @@ void ChatClient::WriterLoop() {
   Frame([&](Defer& defer) {
     defer([&] {
       if (PanicValue v = Recover()) {
-        LogPanic(v);
-        CutOff(DisconnectReason::kPanic);
+        session.LogPanic(v);
+        session.CutOff(DisconnectReason::kPanic);
       }
       writer_done.Close();
     });
     std::vector<OutMessage*> batch;
     std::string buf;
-    Metrics& m = server().metrics();
+    Metrics& m = metrics();
     bool mid_line = false;  // a failed write may have sent part of a line
     // Writes buf (at most about kChunk bytes: a lagging reader's 1 MiB backlog is not copied in
     // one piece) and releases its share of the queue. False when the connection is done.
     auto flush = [&](size_t cost) {
-      auto r = conn_.Write(buf);
+      auto r = conn().Write(buf);
       outbox.Written(cost);
       if (r.n > 0) {
         m.bytes_sent_total[ServiceId::kChat].Add(r.n);
@@ -175,7 +155,7 @@ void ChatClient::WriterLoop() {
       }
       mid_line = r.n > 0 && buf[r.n - 1] != '\n';
       buf.clear();
-      if (r.err && !outbox.overflowed()) CutOff(DisconnectReason::kError);
+      if (r.err && !outbox.overflowed()) session.CutOff(DisconnectReason::kError);
       return !r.err;
     };
     constexpr size_t kChunk = 64 * 1024;
@@ -201,8 +181,8 @@ void ChatClient::WriterLoop() {
     }
     if (outbox.overflowed()) {
       // Best effort: the socket is most likely full, which is why we are here.
-      conn_.SetWriteDeadline(Clock::now() + std::chrono::milliseconds(100));
-      conn_.Write(proto::TooSlowLine(mid_line));
+      conn().SetWriteDeadline(Clock::now() + std::chrono::milliseconds(100));
+      conn().Write(proto::TooSlowLine(mid_line));
     }
   });
 }
@@ -221,7 +201,7 @@ constexpr size_t kWhoMax = 200;
 
 }  // namespace
 
-ChatHub::ChatHub(Server& server) : server_(server) { RoomLocked(proto::kLobby); }
+ChatHub::ChatHub(Metrics& metrics) : metrics_(metrics) { RoomLocked(proto::kLobby); }
 
 ChatHub::~ChatHub() = default;
 
@@ -233,7 +213,7 @@ ChatRoom* ChatHub::RoomLocked(std::string_view name) {
   auto it = rooms_.find(key);
   if (it == rooms_.end()) {
     it = rooms_.emplace(key, std::make_unique<ChatRoom>(std::string(name))).first;
-    server_.metrics().chat_rooms.Set(static_cast<int64_t>(rooms_.size()));
+    metrics_.chat_rooms.Set(static_cast<int64_t>(rooms_.size()));
   }
   return it->second.get();
 }
@@ -262,7 +242,7 @@ void ChatHub::MoveLocked(ChatClient* c, ChatRoom* to, std::string_view reason, b
     c->room = nullptr;
     if (empty && from->name != proto::kLobby) {
       rooms_.erase(rooms_.find(Key(from->name)));
-      server_.metrics().chat_rooms.Set(static_cast<int64_t>(rooms_.size()));
+      metrics_.chat_rooms.Set(static_cast<int64_t>(rooms_.size()));
     }
   }
   if (to != nullptr) {
@@ -415,23 +395,20 @@ struct LineResult {
 
 class ChatHandler {
  public:
-  ChatHandler(ChatHub& hub, ChatClient& client)
-      : hub_(hub),
-        c_(client),
-        cfg_(client.server().config()),
-        bucket_(cfg_.chat_rate, cfg_.chat_burst) {}
+  ChatHandler(ChatHub& hub, ChatClient& client, const Config& cfg)
+      : hub_(hub), c_(client), cfg_(cfg), bucket_(cfg_.chat_rate, cfg_.chat_burst) {}
 
   // Reads and acts until the connection should end; says why.
   DisconnectReason Run(std::string* quit_reason) {
     proto::TelnetFilter telnet;
     proto::LineFramer framer(cfg_.max_line);
-    IdleTimer idle(c_.server(), c_.conn(), /*both=*/false);
-    ConnCounters counters(c_.server().metrics(), ServiceId::kChat);
+    IdleTimer idle(cfg_.idle_timeout, c_.conn(), /*both=*/false);
+    ConnCounters counters(c_.metrics(), ServiceId::kChat);
     std::string reply;
     for (;;) {
       idle.Touch();
-      if (c_.stopping()) return DisconnectReason::kShutdown;
-      if (auto why = c_.cut()) return *why;
+      if (c_.session.stopping()) return DisconnectReason::kShutdown;
+      if (auto why = c_.session.cut()) return *why;
       // Straight into the framer's buffer (no buffer on this goroutine's stack: an idle
       // connection's stack stays one page), telnet commands filtered out in place.
       std::span<char> space = framer.Space();
@@ -465,21 +442,12 @@ class ChatHandler {
         }
       }
       if (err) {
-        if (err.eof()) {
-          // `printf '/quit' | nc`: a last line without its LF still counts.
-          if (framer.Buffered() > 0) {
-            counters.LinesReceived(1);
-            if (OnLine(framer.Rest(), quit_reason)) return DisconnectReason::kQuit;
-          }
-          return DisconnectReason::kEof;
+        // `printf '/quit' | nc`: a last line without its LF still counts.
+        if (err.eof() && framer.Buffered() > 0) {
+          counters.LinesReceived(1);
+          if (OnLine(framer.Rest(), quit_reason)) return DisconnectReason::kQuit;
         }
-        if (err.timeout()) {
-          if (c_.stopping()) return DisconnectReason::kShutdown;
-          if (auto why = c_.cut()) return *why;
-          return DisconnectReason::kIdleTimeout;
-        }
-        if (auto why = c_.cut()) return *why;
-        return DisconnectReason::kError;
+        return c_.session.ReasonFor(err);
       }
     }
   }
@@ -492,7 +460,7 @@ class ChatHandler {
     if (cmd.kind == proto::Command::Kind::kNone) return false;  // an empty line
     // /quit always gets through: a flooder must be able to leave.
     if (cmd.kind != proto::Command::Kind::kQuit && !bucket_.Take()) {
-      c_.server().metrics().rate_limited_total[ServiceId::kChat].Inc();
+      c_.metrics().rate_limited_total[ServiceId::kChat].Inc();
       // One notice per second at most: a flood must not turn into a flood of notices.
       auto now = Clock::now();
       if (now - last_limited_notice_ >= std::chrono::seconds(1)) {
@@ -535,7 +503,7 @@ class ChatHandler {
         c_.Send(std::string(proto::kByeLine));
         return true;
       case K::kDebugPanic:
-        Panic("/debug panic from " + c_.peer());
+        Panic("/debug panic from " + c_.session.peer());
       case K::kDebugBlock:
         c_.Send(proto::DebugBlockLine(cmd.seconds));
         After(std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -561,16 +529,18 @@ class ChatHandler {
 
 }  // namespace
 
-void StartChat(Server& server, net::Conn conn) {
-  Go([&server, conn] {
-    ServeChat(server, conn);
-    ConnDone(server);
-  });
+ChatService::ChatService(const Config& config, Metrics& metrics, ConnLimit* limit)
+    : Service(ServiceId::kChat, metrics, limit, proto::kServerFullLine),
+      config_(config),
+      hub_(metrics) {}
+
+void ChatService::Serve(net::Conn conn, ConnTicket ticket) {
+  Go([this, conn, t = std::move(ticket)]() mutable { ServeConn(conn, std::move(t)); });
 }
 
-void ServeChat(Server& server, net::Conn conn) {
-  ChatHub& hub = *server.chat_hub;
-  ChatClient client(server, conn);
+void ChatService::ServeConn(net::Conn conn, ConnTicket ticket) {
+  ChatClient client(*this, conn, std::move(ticket));
+  ConnSession& session = client.session;
   DisconnectReason reason = DisconnectReason::kError;
   std::string quit_reason;
   bool entered = false, writer = false;
@@ -578,46 +548,46 @@ void ServeChat(Server& server, net::Conn conn) {
     defer([&] {
       if (PanicValue v = Recover()) {
         reason = DisconnectReason::kPanic;
-        client.LogPanic(v);
+        session.LogPanic(v);
         client.Send(std::string(proto::kInternalErrorLine));
       }
       if (entered) {
         std::string why = reason == DisconnectReason::kQuit ? quit_reason : std::string();
-        hub.Exit(&client, why, reason == DisconnectReason::kShutdown);
+        hub_.Exit(&client, why, reason == DisconnectReason::kShutdown);
       }
       // What is queued goes out (the goodbye, "! internal error", and at shutdown everything
       // accepted before it and the notice) for up to two seconds, or at shutdown until the flush
       // deadline; then the socket closes, which also ends a writer stuck on a full socket.
       client.outbox.Close();
       if (writer) {
-        auto wait = std::chrono::steady_clock::duration(std::chrono::seconds(2));
-        if (client.stopping()) {
-          wait = std::max(client.flush_by() - std::chrono::steady_clock::now(),
-                          std::chrono::steady_clock::duration::zero());
+        auto wait = Clock::duration(std::chrono::seconds(2));
+        if (session.stopping()) {
+          wait = std::max(session.flush_by() - Clock::now(), Clock::duration::zero());
         }
         Select(RecvCase(client.writer_done), RecvCase(After(wait)));
       }
       if (reason == DisconnectReason::kError || reason == DisconnectReason::kTooSlow) {
         conn.Close();  // nobody to tell, or nobody listening
       } else {
-        LingeringClose(conn, &server.metrics(), ServiceId::kChat);
+        LingeringClose(conn, &metrics(), ServiceId::kChat);
       }
       if (writer) client.writer_done.RecvOk();
-      client.Finish(reason);
+      session.Finish(reason);
     });
-    if (!client.Start()) {
+    session.Start();
+    if (session.stopping()) {  // shutdown has begun: not served
       reason = DisconnectReason::kShutdown;
       return;
     }
     writer = true;
     Go([&client] { client.WriterLoop(); });
-    if (client.stopping()) {  // shutdown began since Start(): no welcome, no join notice
+    if (session.stopping()) {  // shutdown began since Start(): no welcome, no join notice
       reason = DisconnectReason::kShutdown;
       return;
     }
-    hub.Enter(&client);
+    hub_.Enter(&client);
     entered = true;
-    reason = ChatHandler(hub, client).Run(&quit_reason);
+    reason = ChatHandler(hub_, client, config_).Run(&quit_reason);
   });
 }
 

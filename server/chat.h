@@ -1,9 +1,9 @@
 // The chat service: rooms, nicks, private messages, for humans on telnet and for load tests.
 //
-// Each connection is two goroutines: its handler reads, parses and acts (ServeChat), and a writer
-// drains the connection's bounded output queue (Outbox) to the socket. Delivering a message is
-// queueing it, never writing to someone else's socket, so a reader that falls behind never slows
-// the room: past --out-queue bytes it is cut off ("! too slow").
+// Each connection is two goroutines: its handler reads, parses and acts (ChatService::ServeConn),
+// and a writer drains the connection's bounded output queue (Outbox) to the socket. Delivering a
+// message is queueing it, never writing to someone else's socket, so a reader that falls behind
+// never slows the room: past --out-queue bytes it is cut off ("! too slow").
 //
 // State: the Hub's mutex guards nicks and room membership changes; each room's own mutex guards
 // its member list, so messages in different rooms fan out in parallel. Lock order: hub, then
@@ -21,10 +21,10 @@
 #include <unordered_map>
 #include <vector>
 
-#include "greenline/chan.h"
-#include "greenline/internal/spinlock.h"
 #include "greenline/mutex.h"
 #include "greenline/net.h"
+#include "greenline/notifier.h"
+#include "server/config.h"
 #include "server/server.h"
 
 namespace greenline::server {
@@ -68,16 +68,15 @@ class Outbox {
   bool overflowed() const;
 
  private:
-  void Kick();
-
   const size_t limit_;
-  mutable SpinLock mu_;
+  mutable Mutex mu_;
   std::vector<OutMessage*> queue_;  // under mu_
   size_t bytes_ = 0;                // Cost() of what is queued or being written; under mu_
   bool closed_ = false;             // under mu_
   bool overflow_ = false;           // under mu_
-  std::atomic<bool> kicked_{false};
-  Chan<bool> kick_;
+  // Notified after every push that the writer must see (and on Close): the writer takes everything
+  // queued each time it wakes, so one wake-up stands for any number of pushes.
+  Notifier ready_;
 };
 
 class ChatClient;
@@ -89,9 +88,11 @@ struct ChatRoom {
   std::vector<ChatClient*> members;  // under mu
 };
 
+class ChatService;
+
 class ChatHub {
  public:
-  explicit ChatHub(Server& server);
+  explicit ChatHub(Metrics& metrics);
   ~ChatHub();
 
   // A new client: a unique guest-N nick, into #lobby; sends the welcome, tells the lobby.
@@ -116,16 +117,32 @@ class ChatHub {
   // Queues `text` to every member of `room` but `except`; with room->mu held.
   void BroadcastLocked(ChatRoom* room, std::string text, const ChatClient* except);
 
-  Server& server_;
+  Metrics& metrics_;
   Mutex mu_;
   uint64_t next_guest_ = 1;                                 // under mu_
   std::unordered_map<std::string, ChatClient*> nicks_;      // lower-case nick -> client
   std::map<std::string, std::unique_ptr<ChatRoom>> rooms_;  // by NameKey, sorted for /rooms
 };
 
-// Serves one chat connection (goroutine per connection; see the top of this file).
-// StartFn (server.h): the connection's handler goroutine runs ServeChat.
-void StartChat(Server& server, net::Conn conn);
-void ServeChat(Server& server, net::Conn conn);
+// The chat service: owns the rooms and nicks (its ChatHub) and serves each connection with two
+// goroutines (see the top of this file).
+class ChatService final : public Service {
+ public:
+  // `limit` (may be null) is shared with the other line services; `config` must outlive this.
+  ChatService(const Config& config, Metrics& metrics, ConnLimit* limit);
+
+  const Config& config() const { return config_; }
+  ChatHub& hub() { return hub_; }
+
+ protected:
+  void Serve(net::Conn conn, ConnTicket ticket) override;
+
+ private:
+  // The connection's handler goroutine: reads, parses and acts until the connection ends.
+  void ServeConn(net::Conn conn, ConnTicket ticket);
+
+  const Config& config_;
+  ChatHub hub_;
+};
 
 }  // namespace greenline::server

@@ -201,7 +201,8 @@ ParseResult ParseCommandLine(int argc, char** argv) {
       ->check(CLI::IsMember({"text", "json"}))
       ->capture_default_str();
   app.add_flag("--enable-debug-commands", c.debug_commands,
-               "chat accepts '/debug panic' and '/debug block SECONDS' (shows panic recovery)")
+               "echo and chat take a '/debug panic' line, chat also '/debug block SECONDS' (shows "
+               "panic recovery)")
       ->envname("GREENLINE_ENABLE_DEBUG_COMMANDS");
   app.add_flag("--debug-goroutines-public", c.debug_goroutines_public,
                "serve /debug/goroutines to any peer, not only loopback")

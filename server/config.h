@@ -37,7 +37,7 @@ struct Config {
   std::string log_level = "info";  // debug, info, warn, error
   LogFormat log_format = LogFormat::kText;
 
-  bool debug_commands = false;           // chat's /debug panic and /debug block
+  bool debug_commands = false;           // echo's and chat's /debug panic, chat's /debug block
   bool debug_goroutines_public = false;  // /debug/goroutines to non-loopback peers too
 };
 

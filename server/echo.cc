@@ -18,141 +18,116 @@ namespace {
 // One echo connection: everything it remembers between the steps of its hibernating goroutine.
 class EchoConn {
  public:
-  EchoConn(Server& server, net::Conn conn)
-      : conn_(conn),
-        session_(server, conn, ServiceId::kEcho),
-        counters_(server.metrics(), ServiceId::kEcho),
-        framer_(server.config().max_line),
-        idle_(server, conn) {}
+  EchoConn(EchoService& service, net::Conn conn, ConnTicket ticket)
+      : session_(service, conn, std::move(ticket)),
+        counters_(service.metrics(), ServiceId::kEcho),
+        framer_(service.config().max_line),
+        max_line_(service.config().max_line),
+        idle_(service.config().idle_timeout, conn, /*both=*/true),
+        debug_commands_(service.config().debug_commands) {}
 
-  // One step: serves until the client has nothing more to say (then hibernates) or the connection
-  // ends (then closes it). A panic is recovered here, by the step's deferred call: logged, counted,
-  // and only this connection closes.
-  Resume Step() {
-    Resume next = Resume::Done();
-    bool done = true;
-    Frame([&](Defer& defer) {
-      defer([&] {
-        if (PanicValue v = Recover()) {
-          reason_ = DisconnectReason::kPanic;
-          session_.LogPanic(v);
-          done = true;
-        }
-        if (done) Close();
-      });
-      bool first = !started_;
-      if (first) {
-        started_ = true;
-        if (!session_.Start()) {
-          reason_ = DisconnectReason::kShutdown;
-          return;
-        }
-      }
-      if (std::optional<DisconnectReason> end = Serve(first, &next)) {
-        reason_ = *end;
-      } else {
-        done = false;
-      }
-    });
-    return done ? Resume::Done() : next;
+  void Start() {
+    session_.Start();
+    idle_.Touch();
   }
 
-  Server& server() const { return session_.server(); }
+  ConnSession& session() { return session_; }
 
- private:
-  // Reads, echoes, and says why it stopped; or nothing, with *next set, when it is to hibernate.
-  // The idle deadline moves when a read brought something (and at the start), not when a step
-  // begins: a step woken by the deadline itself must see it passed.
-  std::optional<DisconnectReason> Serve(bool first, Resume* next) {
-    const Config& cfg = server().config();
-    for (bool touch = first;; touch = true) {
-      if (touch) idle_.Touch();
+  // Reads and echoes until the client has nothing more to say (then hibernates) or the connection
+  // ends. The idle deadline moves when a read brought something (and at the start), not when a
+  // step begins: a step woken by the deadline itself must see it passed.
+  NextStep Step() {
+    for (;;) {
       if (session_.stopping()) return DisconnectReason::kShutdown;
       std::span<char> space = framer_.Space();
-      auto [n, err] = conn_.TryRead(space.data(), space.size());
+      auto [n, err] = conn().TryRead(space.data(), space.size());
       if (err.would_block()) {
         framer_.Trim();  // no buffer while idle, unless a partial line is pending
-        *next = conn_.ResumeWhenReadable();
-        return std::nullopt;
+        return conn().ResumeWhenReadable();
       }
       if (n > 0) {
-        framer_.Commit(n);
-        counters_.Received(n);
-        // The lines taken out lie back to back in the framer's buffer: one write, no copy.
-        const char* begin = nullptr;
-        const char* end = nullptr;
-        uint64_t lines = 0;
-        protocol::LineFramer::Line line;
-        protocol::LineFramer::Status st;
-        while ((st = framer_.Next(&line)) == protocol::LineFramer::Status::kLine) {
-          if (begin == nullptr) begin = line.content.data();
-          end = line.terminator.data() + line.terminator.size();
-          ++lines;
-        }
-        counters_.LinesReceived(lines);
-        if (lines > 0) {
-          auto size = static_cast<size_t>(end - begin);
-          if (auto w = conn_.Write(begin, size); w.err) {
-            // A write deadline is the idle deadline too: a client that never reads its replies.
-            if (!w.err.timeout()) return DisconnectReason::kError;
-            return session_.stopping() ? DisconnectReason::kShutdown
-                                       : DisconnectReason::kIdleTimeout;
-          }
-          counters_.Sent(size, lines);
-        }
-        if (st == protocol::LineFramer::Status::kTooLong) {
-          std::string msg = protocol::LineTooLongLine(cfg.max_line);
-          if (!conn_.Write(msg).err) counters_.Sent(msg.size(), 1);
-          return DisconnectReason::kLineTooLong;
-        }
+        idle_.Touch();
+        if (std::optional<DisconnectReason> end = EchoLines(n)) return *end;
       }
       if (err) {
-        if (err.eof()) {
-          // Half-close: an unterminated last line still comes back, then we close.
-          std::string_view rest = framer_.Rest();
-          if (!rest.empty() && !conn_.Write(rest).err) counters_.Sent(rest.size(), 0);
-          return DisconnectReason::kEof;
-        }
-        if (err.timeout()) {
-          return session_.stopping() ? DisconnectReason::kShutdown : DisconnectReason::kIdleTimeout;
-        }
-        return DisconnectReason::kError;
+        // Half-close: an unterminated last line still comes back, then we close.
+        if (err.eof()) Send(framer_.Rest(), 0);
+        return session_.ReasonFor(err);
       }
     }
   }
 
-  void Close() {
+  void End(DisconnectReason reason) {
+    if (reason == DisconnectReason::kPanic) {
+      conn().SetWriteDeadline(Clock::now() + std::chrono::seconds(1));
+      Send(protocol::kInternalErrorLine, 1);
+    }
     // After a reset there is nobody to tell; otherwise our last words (the reply to a half-close,
     // "! line too long") must not be destroyed by an RST for input we did not read.
-    if (reason_ == DisconnectReason::kError) {
-      conn_.Close();
+    if (reason == DisconnectReason::kError) {
+      conn().Close();
     } else {
-      LingeringClose(conn_, &server().metrics(), ServiceId::kEcho);
+      LingeringClose(conn(), &session_.service().metrics(), ServiceId::kEcho);
     }
-    session_.Finish(reason_);
+    session_.Finish(reason);
   }
 
-  net::Conn conn_;
-  ConnSession session_;
+ private:
+  const net::Conn& conn() const { return session_.conn(); }
+
+  // Frames the `n` bytes just read and writes back the lines they complete; the reason to end, if
+  // any. The lines taken out lie back to back in the framer's buffer: one write, no copy.
+  std::optional<DisconnectReason> EchoLines(size_t n) {
+    framer_.Commit(n);
+    counters_.Received(n);
+    const char* begin = nullptr;
+    const char* end = nullptr;
+    uint64_t lines = 0;
+    protocol::LineFramer::Line line;
+    protocol::LineFramer::Status st;
+    while ((st = framer_.Next(&line)) == protocol::LineFramer::Status::kLine) {
+      if (debug_commands_ && line.content == "/debug panic") {
+        Panic("/debug panic from " + session_.peer());
+      }
+      if (begin == nullptr) begin = line.content.data();
+      end = line.terminator.data() + line.terminator.size();
+      ++lines;
+    }
+    counters_.LinesReceived(lines);
+    if (lines > 0) {
+      auto size = static_cast<size_t>(end - begin);
+      // A write deadline is the idle deadline too: a client that never reads its replies.
+      if (auto w = conn().Write(begin, size); w.err) return session_.ReasonFor(w.err);
+      counters_.Sent(size, lines);
+    }
+    if (st == protocol::LineFramer::Status::kTooLong) {
+      Send(protocol::LineTooLongLine(max_line_), 1);
+      return DisconnectReason::kLineTooLong;
+    }
+    return std::nullopt;
+  }
+
+  void Send(std::string_view text, uint64_t lines) {
+    if (!text.empty() && !conn().Write(text).err) counters_.Sent(text.size(), lines);
+  }
+
+  ConnSession session_;  // first: its ticket goes last
   ConnCounters counters_;
   protocol::LineFramer framer_;
+  const size_t max_line_;
   IdleTimer idle_;
-  bool started_ = false;
-  DisconnectReason reason_ = DisconnectReason::kError;
+  const bool debug_commands_;
 };
 
 }  // namespace
 
-void StartEcho(Server& server, net::Conn conn) {
-  GoHibernating([st = std::make_unique<EchoConn>(server, conn)]() mutable -> Resume {
-    Resume next = st->Step();
-    if (next.wait == nullptr) {
-      Server& s = st->server();
-      st.reset();  // the session is gone before the server may be
-      ConnDone(s);
-    }
-    return next;
-  });
+EchoService::EchoService(const Config& config, Metrics& metrics, ConnLimit* limit)
+    : Service(ServiceId::kEcho, metrics, limit, protocol::kServerFullLine), config_(config) {}
+
+void EchoService::Serve(net::Conn conn, ConnTicket ticket) {
+  auto state = std::make_unique<EchoConn>(*this, std::move(conn), std::move(ticket));
+  state->Start();
+  ServeHibernating(std::move(state));
 }
 
 }  // namespace greenline::server

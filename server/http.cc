@@ -11,16 +11,15 @@
 //      bodies).
 //   3. Keep-alive: back to 1. Otherwise a lingering close (LingeringClose says why).
 // The goroutine's body is a Frame with two deferred calls: one recovers a panic (log, count,
-// 500 if the handler was running), the other closes the socket and takes the connection off the
-// server's list, whatever happened.
+// 500 if the handler was running), the other closes the socket and finishes the connection's
+// session, whatever happened.
 //
-// Stopping: when Accept reports the listener closed, ServeHttp sets `closing` and moves every open
-// connection's read deadline to now. A connection waiting for a request wakes with a timeout and
-// closes; one running its handler writes its response (with "Connection: close") and closes. Each
-// connection sets its own deadline before it checks `closing`, and ServeHttp sets `closing` before
-// it moves the deadlines, so a connection either sees the flag or has its new deadline overridden
+// Stopping (the service's Stop, server.h): every connection's session is marked stopping and its
+// read deadline moves to now. A connection waiting for a request wakes with a timeout and closes;
+// one running its handler writes its response (with "Connection: close") and closes. Each
+// connection sets its own deadline before it checks stopping(), and Stop marks it stopping before
+// it moves the deadline, so a connection either sees the flag or has its new deadline overridden
 // (deadline updates are ordered by the connection's own lock): none waits out a whole idle timeout.
-// ServeHttp then waits for the connection goroutines, at most a write timeout.
 //
 // Rejected: a connection-state machine with idle/active states (Go's ConnState) to close only idle
 // connections: moving the read deadline does the same with no per-request bookkeeping, since a
@@ -28,18 +27,13 @@
 #include "server/http.h"
 
 #include <algorithm>
-#include <atomic>
-#include <cinttypes>
-#include <exception>
-#include <list>
-#include <mutex>
+#include <string>
 
 #include "greenline/goroutine.h"
 #include "greenline/log.h"
-#include "greenline/mutex.h"
 #include "greenline/panic.h"
-#include "greenline/wait_group.h"
 #include "server/linger.h"
+#include "server/session.h"
 
 namespace greenline::server {
 namespace {
@@ -47,7 +41,6 @@ namespace {
 using protocol::ErrorResponse;
 
 using namespace std::chrono_literals;
-using Clock = std::chrono::steady_clock;
 
 constexpr size_t kReadChunk = 4096;
 // Bodies up to this size are copied behind the head and sent in one write; larger ones (a goroutine
@@ -62,18 +55,11 @@ std::string PanicOrigin() {
   return "\t(a C++ exception not raised by Panic: where it was thrown is not recorded)\n";
 }
 
-// The state shared by the accept loop and the connection goroutines; lives in ServeHttp's frame,
-// which outlives them all (ServeHttp waits for `running`).
-struct Server {
-  HttpHandler handler;  // called concurrently from the connection goroutines
-  HttpOptions options;
-  // Set once the listener is closed: connections stop after their current response. Sequentially
-  // consistent, for the ordering with read deadlines described at the top of this file.
-  std::atomic<bool> closing{false};
-  Mutex mu;
-  std::list<net::Conn> conns;  // guarded by mu: the open connections, to stop them at the end
-  WaitGroup running;           // the connection goroutines
-};
+// Where a service given no metrics counts: nowhere anyone reads.
+Metrics& Uncounted() {
+  static auto* metrics = new Metrics();
+  return *metrics;
+}
 
 // What a connection's deferred calls need from its body.
 struct ConnState {
@@ -141,13 +127,14 @@ bool WriteResponse(const net::Conn& conn, const HttpOptions& o, const std::strin
   return !w.err;
 }
 
-void ServeRequests(Server& s, const net::Conn& conn, ConnState& st) {
-  const HttpOptions& o = s.options;
+void ServeRequests(const HttpHandler& handler, const HttpOptions& o, const ConnSession& session,
+                   ConnState& st) {
+  const net::Conn& conn = session.conn();
   net::Addr peer = conn.RemoteAddr();
   std::string buf;
   for (;;) {
     conn.SetReadDeadline(Clock::now() + o.idle_timeout);
-    if (s.closing.load()) return;  // after our own deadline: see the top of this file
+    if (session.stopping()) return;  // after our own deadline: see the top of this file
     size_t head_len = 0;
     HeadStatus hs = ReadHead(conn, buf, o.max_header_bytes, o.metrics, &head_len);
     if (hs == HeadStatus::kGone) return;
@@ -175,12 +162,12 @@ void ServeRequests(Server& s, const net::Conn& conn, ConnState& st) {
         } else {
           st.in_handler = true;
           st.head_only = head_only;
-          resp = s.handler(req);
+          resp = handler(req);
           st.in_handler = false;
         }
       }
     }
-    if (s.closing.load()) keep_alive = false;
+    if (session.stopping()) keep_alive = false;
     if (!WriteResponse(conn, o, req.version, resp, keep_alive, head_only)) return;
     if (!keep_alive) {
       LingeringClose(conn, o.metrics, ServiceId::kHttp);
@@ -189,87 +176,50 @@ void ServeRequests(Server& s, const net::Conn& conn, ConnState& st) {
   }
 }
 
-void ServeConn(Server& s, const net::Conn& conn, std::list<net::Conn>::iterator self) {
+}  // namespace
+
+HttpService::HttpService(HttpHandler handler, const HttpOptions& options)
+    : Service(ServiceId::kHttp, options.metrics != nullptr ? *options.metrics : Uncounted()),
+      handler_(std::move(handler)),
+      options_(options) {}
+
+void HttpService::Serve(net::Conn conn, ConnTicket ticket) {
+  Go([this, conn, t = std::move(ticket)]() mutable { ServeConn(conn, std::move(t)); });
+}
+
+void HttpService::ServeConn(net::Conn conn, ConnTicket ticket) {
+  ConnSession session(*this, conn, std::move(ticket));
   ConnState st;
   Frame([&](Defer& defer) {
     defer([&] {
       conn.Close();  // after a lingering close it is closed already: that error is expected
-      {
-        std::lock_guard<Mutex> lock(s.mu);
-        s.conns.erase(self);
-      }
-      if (s.options.metrics != nullptr) {
-        s.options.metrics->connections_active[ServiceId::kHttp].Dec();
-      }
-      s.running.Done();  // last: ServeHttp's frame, which holds `s`, may end right after
+      session.Finish(std::nullopt);
     });
     defer([&] {
       PanicValue v = Recover();
       if (!v) return;
-      std::string peer = conn.RemoteAddr().String();
       std::string origin = PanicOrigin();
       if (!origin.empty() && origin.back() == '\n') origin.pop_back();  // the sink adds its own
-      Log(LogLevel::kError, "http: panic serving " + peer + " (goroutine " +
+      Log(LogLevel::kError, "http: panic serving " + conn.RemoteAddr().String() + " (goroutine " +
                                 std::to_string(GoroutineId()) + "), recovered: " + v.String() +
                                 "\n" + origin);
-      if (s.options.metrics != nullptr) {
-        s.options.metrics->panics_recovered_total[ServiceId::kHttp].Inc();
-      }
+      metrics().panics_recovered_total[ServiceId::kHttp].Inc();
       if (!st.in_handler) return;  // the panic was ours, not the handler's: nothing to answer
       HttpResponse resp = ErrorResponse(500, "the handler panicked; see the server log");
-      if (WriteResponse(conn, s.options, "HTTP/1.1", resp, false, st.head_only)) {
-        LingeringClose(conn, s.options.metrics, ServiceId::kHttp);
+      if (WriteResponse(conn, options_, "HTTP/1.1", resp, false, st.head_only)) {
+        LingeringClose(conn, options_.metrics, ServiceId::kHttp);
       }
     });
-    ServeRequests(s, conn, st);
+    session.Start();
+    ServeRequests(handler_, options_, session, st);
   });
 }
 
-}  // namespace
-
 void ServeHttp(const net::Listener& listener, HttpHandler handler, const HttpOptions& options) {
-  Server s;
-  s.handler = std::move(handler);
-  s.options = options;
-  Metrics* m = options.metrics;
-  std::chrono::milliseconds backoff{0};
-  for (;;) {
-    // Not a structured binding: clang 14 (the TSan build) cannot capture one in a lambda.
-    std::pair<net::Conn, net::Error> accepted = listener.Accept();
-    if (accepted.second) {
-      if (accepted.second.closed()) break;
-      if (accepted.second.kind() == net::Error::Kind::kInvalid) {
-        // An invalid listener, or not called from a goroutine: retrying cannot help.
-        Logf(LogLevel::kError, "http: %s; not serving", accepted.second.String().c_str());
-        break;
-      }
-      backoff = backoff == 0ms ? 5ms : std::min<std::chrono::milliseconds>(2 * backoff, 1s);
-      Logf(LogLevel::kWarn, "http: accept error: %s; retrying in %lld ms",
-           accepted.second.String().c_str(), static_cast<long long>(backoff.count()));
-      Sleep(backoff);
-      continue;
-    }
-    backoff = 0ms;
-    const net::Conn& conn = accepted.first;
-    if (m != nullptr) {
-      m->connections_total[ServiceId::kHttp].Inc();
-      m->connections_active[ServiceId::kHttp].Inc();
-    }
-    std::list<net::Conn>::iterator self;
-    {
-      std::lock_guard<Mutex> lock(s.mu);
-      self = s.conns.insert(s.conns.end(), conn);
-    }
-    s.running.Add(1);
-    Go([&s, conn, self] { ServeConn(s, conn, self); });
-    Yield();  // let it start; a burst of connections would otherwise keep this loop running long
-  }
-  s.closing.store(true);
-  {
-    std::lock_guard<Mutex> lock(s.mu);
-    for (const net::Conn& conn : s.conns) conn.SetReadDeadline(Clock::now());
-  }
-  s.running.Wait();
+  HttpService service(std::move(handler), options);
+  AcceptLoop(listener, service);
+  service.Stop();
+  service.Wait();
 }
 
 }  // namespace greenline::server

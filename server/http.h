@@ -43,6 +43,7 @@
 #include "greenline/net.h"
 #include "protocol/http.h"
 #include "server/metrics.h"
+#include "server/server.h"
 
 namespace greenline::server {
 
@@ -70,13 +71,31 @@ struct HttpOptions {
   Metrics* metrics = nullptr;
 };
 
+// The HTTP endpoint as a Service (server.h): a goroutine per connection, serving requests with
+// `handler` until the client leaves, a timeout passes, or Stop (the connection finishes the
+// response it is writing, if any, with "Connection: close", and closes).
+class HttpService final : public Service {
+ public:
+  HttpService(HttpHandler handler, const HttpOptions& options);
+
+  // Stop as Service::Stop, giving a response being written its write timeout.
+  void Stop() { Service::Stop(std::chrono::steady_clock::now() + options_.write_timeout); }
+
+ protected:
+  void Serve(net::Conn conn, ConnTicket ticket) override;
+
+ private:
+  void ServeConn(net::Conn conn, ConnTicket ticket);
+
+  const HttpHandler handler_;  // called concurrently from the connection goroutines
+  const HttpOptions options_;
+};
+
 // Accepts connections on `listener` and serves each on a goroutine of its own until the listener
-// is closed (by another goroutine: Listener::Close). Then it stops waiting for further requests on
-// its open connections (each finishes the response it is writing, if any, and closes) and returns
-// once every connection goroutine has ended. Accept errors other than a closed listener (the net
-// layer already rides out running out of descriptors) are logged and retried with a backoff of
-// 5 ms doubling to 1 s, as Go's http.Server does; an invalid listener is logged and returns at
-// once. Parks; from a goroutine.
+// is closed (by another goroutine: Listener::Close). Then it stops its open connections (each
+// finishes the response it is writing, if any, and closes) and returns once every connection
+// goroutine has ended. Accept errors are handled as AcceptLoop (server.h) says; an invalid
+// listener is logged and ServeHttp returns at once. Parks; from a goroutine.
 void ServeHttp(const net::Listener& listener, HttpHandler handler, const HttpOptions& options = {});
 
 }  // namespace greenline::server

@@ -63,50 +63,53 @@ void Serve(const Config& cfg) {
   // so LeakSanitizer has nothing to report); an unclean one exits with _Exit and never destroys
   // what the abandoned goroutines still use.
   static Metrics metrics;
-  static Server server(cfg, metrics);
-  static std::optional<ChatHub> hub;
-  if (!cfg.chat_addr.empty()) server.chat_hub = &hub.emplace(server);
+  static ConnLimit line_limit(cfg.max_conns);  // echo and chat together
+  static EchoService echo(cfg, metrics, &line_limit);
+  static ChatService chat(cfg, metrics, &line_limit);
+  static std::atomic<bool> shutting_down{false};
+  AdminOptions admin;
+  admin.shutting_down = &shutting_down;
+  admin.debug_goroutines_public = cfg.debug_goroutines_public;
+  HttpOptions http_options;
+  http_options.metrics = &metrics;
+  static HttpService http(MakeAdminHandler(metrics, admin), http_options);
 
-  net::Listener echo, chat, http;
-  if (!cfg.echo_addr.empty()) echo = ListenOrDie("echo", cfg.echo_addr);
-  if (!cfg.chat_addr.empty()) chat = ListenOrDie("chat", cfg.chat_addr);
-  if (!cfg.http_addr.empty()) http = ListenOrDie("http", cfg.http_addr);
-
-  auto addr = [](const net::Listener& ln) {
-    return ln.valid() ? ln.LocalAddr().String() : std::string("off");
+  struct Listening {
+    Service& service;
+    std::string_view what;
+    const std::string& addr;
+    net::Listener listener;
   };
-  spdlog::info("greenline {} serving echo on {}, chat on {}, http on {}", kVersion, addr(echo),
-               addr(chat), addr(http));
+  std::vector<Listening> line_services = {{echo, "echo", cfg.echo_addr, {}},
+                                          {chat, "chat", cfg.chat_addr, {}}};
+  Listening admin_endpoint{http, "http", cfg.http_addr, {}};
+  for (Listening* l : {&line_services[0], &line_services[1], &admin_endpoint}) {
+    if (!l->addr.empty()) l->listener = ListenOrDie(l->what, l->addr);
+  }
+
+  auto addr = [](const Listening& l) {
+    return l.listener.valid() ? l.listener.LocalAddr().String() : std::string("off");
+  };
+  spdlog::info("greenline {} serving echo on {}, chat on {}, http on {}", kVersion,
+               addr(line_services[0]), addr(line_services[1]), addr(admin_endpoint));
   spdlog::info("{} workers, {} poller; max {} connections, lines up to {} bytes, idle timeout {}",
                MaxProcs(), net::PollerName(), cfg.max_conns, cfg.max_line,
                cfg.idle_timeout.count() > 0 ? FormatDuration(cfg.idle_timeout) : "none");
 
-  WaitGroup loops;  // the accept loops and the HTTP server
-  if (echo.valid()) {
-    loops.Add(1);
+  WaitGroup line_loops, http_loop;  // the accept loops
+  for (Listening& l : line_services) {
+    if (!l.listener.valid()) continue;
+    line_loops.Add(1);
     Go([&] {
-      AcceptLoop(server, echo, ServiceId::kEcho, protocol::kServerFullLine, StartEcho);
-      loops.Done();
+      AcceptLoop(l.listener, l.service);
+      line_loops.Done();
     });
   }
-  if (chat.valid()) {
-    loops.Add(1);
+  if (admin_endpoint.listener.valid()) {
+    http_loop.Add(1);
     Go([&] {
-      AcceptLoop(server, chat, ServiceId::kChat, protocol::kServerFullLine, StartChat);
-      loops.Done();
-    });
-  }
-  WaitGroup http_done;
-  if (http.valid()) {
-    AdminOptions admin;
-    admin.shutting_down = &server.shutting_down_flag();
-    admin.debug_goroutines_public = cfg.debug_goroutines_public;
-    HttpOptions options;
-    options.metrics = &metrics;
-    http_done.Add(1);
-    Go([&, admin, options] {
-      ServeHttp(http, MakeAdminHandler(metrics, admin), options);
-      http_done.Done();
+      AcceptLoop(admin_endpoint.listener, http);
+      http_loop.Done();
     });
   }
 
@@ -129,7 +132,7 @@ void Serve(const Config& cfg) {
   int sig = signals.Recv();
   spdlog::info("received {}: shutting down (grace {})", sig == SIGTERM ? "SIGTERM" : "SIGINT",
                FormatDuration(cfg.shutdown_grace));
-  auto deadline = std::chrono::steady_clock::now() + cfg.shutdown_grace;
+  auto deadline = Clock::now() + cfg.shutdown_grace;
   Go([&] {
     int again = signals.Recv();
     if (again != 0) {
@@ -140,33 +143,37 @@ void Serve(const Config& cfg) {
     signal_goroutines.Done();  // 0: Serve is returning
   });
 
-  // /healthz turns 503 and every session is told at once; a connection the accept loops hand over
-  // from now on is refused by Register.
-  int64_t at_start = server.Active();
-  // Queued output has until a little before the deadline: a quarter of the grace (at least 600
-  // ms, for the 500 ms lingering closes that follow; at most 1 s; never over half the grace) is
-  // kept back, so connections can still close cleanly within the grace period.
-  using Duration = std::chrono::steady_clock::duration;
+  // /healthz turns 503, and every line connection is told at once; a connection accepted from
+  // now on is closed without being served. Queued output has until a little before the deadline:
+  // a quarter of the grace (at least 600 ms, for the 500 ms lingering closes that follow; at most
+  // 1 s; never over half the grace) is kept back, so connections can still close cleanly within
+  // the grace period.
+  shutting_down.store(true);
+  int64_t at_start = line_limit.in_use();
+  using Duration = Clock::duration;
   const Duration grace = cfg.shutdown_grace;
   const Duration reserve = std::min(std::max<Duration>(grace / 4, std::chrono::milliseconds(600)),
                                     std::min<Duration>(std::chrono::seconds(1), grace / 2));
-  server.BeginShutdown(deadline - reserve);
-  if (echo.valid()) echo.Close();
-  if (chat.valid()) chat.Close();
-  loops.Wait();
-  if (!server.WaitSessions(deadline)) {
+  for (Listening& l : line_services) l.service.Stop(deadline - reserve);
+  for (Listening& l : line_services) {
+    if (l.listener.valid()) l.listener.Close();
+  }
+  line_loops.Wait();
+  bool all_closed = true;
+  for (Listening& l : line_services) all_closed &= l.service.Wait(deadline);
+  if (!all_closed) {
     spdlog::warn("shutdown grace period over with {} connections still open; exiting",
-                 server.Active());
+                 line_limit.in_use());
     ShutDownLogs();
     std::_Exit(0);  // their goroutines are abandoned, as Go's are when main returns
   }
   spdlog::info("shutdown complete: {} connections closed", at_start);
-  // Nothing is left running: the HTTP server (it answered 503 until now), then the two signal
+  // Nothing is left running: the admin endpoint (it answered 503 until now), then the two signal
   // goroutines, woken by a signal of our own and a zero.
-  if (http.valid()) {
-    http.Close();
-    http_done.Wait();
-  }
+  if (admin_endpoint.listener.valid()) admin_endpoint.listener.Close();
+  http_loop.Wait();
+  http.Stop();
+  http.Wait();
   exiting.store(true);
   kill(getpid(), SIGTERM);
   signals.Send(0);

@@ -1,88 +1,122 @@
 #include "server/server.h"
 
-#include <spdlog/spdlog.h>
-
 #include <algorithm>
 #include <mutex>
-#include <vector>
+#include <utility>
 
 #include "greenline/goroutine.h"
+#include "greenline/log.h"
+#include "greenline/timer_chan.h"
 #include "server/linger.h"
+#include "server/session.h"
 
 namespace greenline::server {
 
-bool Server::Register(Session* s) {
-  std::lock_guard<Mutex> lock(mu_);
-  if (ShuttingDown()) return false;
-  sessions_.insert(s);
+// ---- ConnTicket --------------------------------------------------------------------------------
+
+ConnTicket::ConnTicket(ConnTicket&& other) noexcept
+    : tracker_(std::exchange(other.tracker_, nullptr)),
+      limit_(std::exchange(other.limit_, nullptr)),
+      session_(std::exchange(other.session_, nullptr)) {}
+
+ConnTicket::~ConnTicket() {
+  if (limit_ != nullptr) limit_->Give();
+  if (tracker_ != nullptr) tracker_->Leave(session_);
+}
+
+bool ConnTicket::Attach(ConnSession* session) {
+  std::lock_guard<Mutex> lock(tracker_->mu_);
+  if (tracker_->stopping_) return false;
+  tracker_->sessions_.insert(session);
+  session_ = session;
   return true;
 }
 
-void Server::Unregister(Session* s) {
+// ---- ConnTracker -------------------------------------------------------------------------------
+
+ConnTracker::ConnTracker() : done_(MakeChan<bool>()) {}
+
+std::optional<ConnTicket> ConnTracker::Admit(ConnLimit* limit) {
+  if (limit != nullptr && !limit->TryTake()) return std::nullopt;
   std::lock_guard<Mutex> lock(mu_);
-  sessions_.erase(s);
+  ++live_;
+  return ConnTicket(this, limit);
 }
 
-void Server::BeginShutdown(std::chrono::steady_clock::time_point flush_by) {
+void ConnTracker::Leave(ConnSession* session) {
   std::lock_guard<Mutex> lock(mu_);
-  if (shutting_down_.exchange(true, std::memory_order_acq_rel)) return;
-  // Under mu_: a session unregisters (and may be destroyed) only after taking mu_, so every
-  // pointer here is alive while we call Stop, which returns at once.
-  for (Session* s : sessions_) s->Stop(flush_by);
+  // Under mu_: Stop walks the sessions under it, so a session is never destroyed while Stop
+  // still calls it.
+  if (session != nullptr) sessions_.erase(session);
+  if (--live_ == 0 && stopping_) done_.Close();
 }
 
-bool Server::WaitSessions(std::chrono::steady_clock::time_point deadline) {
-  for (;;) {
-    bool empty;
-    {
-      std::lock_guard<Mutex> lock(mu_);
-      empty = sessions_.empty() && detached_.load(std::memory_order_acquire) == 0;
-    }
-    if (empty) return true;
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    Sleep(std::chrono::milliseconds(10));
+void ConnTracker::Stop(Clock::time_point flush_by) {
+  std::lock_guard<Mutex> lock(mu_);
+  if (stopping_) return;
+  stopping_ = true;
+  for (ConnSession* s : sessions_) s->Stop(flush_by);  // each returns at once
+  if (live_ == 0) done_.Close();
+}
+
+bool ConnTracker::Wait(Clock::time_point deadline) {
+  if (deadline == Clock::time_point{}) {
+    done_.RecvOk();
+    return true;
   }
+  auto left = std::max(deadline - Clock::now(), Clock::duration::zero());
+  return Select(RecvCase(done_), RecvCase(After(left))) == 0;
 }
 
-void ConnDone(Server& server) {
-  server.Leave();
-  server.Detached(-1);
+int64_t ConnTracker::live() const {
+  std::lock_guard<Mutex> lock(mu_);
+  return live_;
 }
 
-void AcceptLoop(Server& server, const net::Listener& listener, ServiceId service,
-                std::string_view full, StartFn start) {
-  Metrics& m = server.metrics();
-  std::string full_line(full);
-  int errors_in_a_row = 0;
+// ---- Service -----------------------------------------------------------------------------------
+
+void Service::Accept(net::Conn conn) {
+  std::optional<ConnTicket> ticket = tracker_.Admit(limit_);
+  if (ticket) {
+    Serve(std::move(conn), std::move(*ticket));
+    return;
+  }
+  metrics_.disconnects_total[DisconnectReason::kServerFull].Inc();
+  // Turned away, but tracked: a shutdown waits for its lingering close too.
+  std::optional<ConnTicket> tracked = tracker_.Admit(nullptr);
+  Go([this, conn, t = std::move(*tracked)] {
+    conn.SetWriteDeadline(Clock::now() + std::chrono::seconds(1));
+    conn.Write(full_line_);
+    LingeringClose(conn, &metrics_, id_);
+  });
+}
+
+// ---- AcceptLoop --------------------------------------------------------------------------------
+
+void AcceptLoop(const net::Listener& listener, Service& service) {
+  using namespace std::chrono_literals;
+  std::chrono::milliseconds backoff{0};
   for (;;) {
     // Not a structured binding: clang 14 (the TSan build) cannot capture one in a lambda.
     std::pair<net::Conn, net::Error> accepted = listener.Accept();
-    net::Conn& conn = accepted.first;
-    net::Error& err = accepted.second;
+    const net::Error& err = accepted.second;
     if (err) {
       if (err.closed()) return;
-      // The net layer already backs off on EMFILE/ENFILE; anything else is logged, and a run of
-      // errors slows the loop down rather than spinning.
-      spdlog::warn("{}: accept: {}", ServiceName(service), err.String());
-      if (++errors_in_a_row > 3) {
-        Sleep(std::chrono::milliseconds(std::min(5 * errors_in_a_row, 1000)));  // Go's cap: 1 s
+      if (err.kind() == net::Error::Kind::kInvalid) {
+        // An invalid listener, or not called from a goroutine: retrying cannot help.
+        Log(LogLevel::kError,
+            std::string(ServiceName(service.id())) + ": " + err.String() + "; not serving");
+        return;
       }
+      backoff = backoff == 0ms ? 5ms : std::min<std::chrono::milliseconds>(2 * backoff, 1s);
+      Log(LogLevel::kWarn, std::string(ServiceName(service.id())) + ": accept: " + err.String() +
+                               "; retrying in " + std::to_string(backoff.count()) + " ms");
+      Sleep(backoff);
       continue;
     }
-    errors_in_a_row = 0;
-    if (!server.Admit()) {
-      m.disconnects_total[DisconnectReason::kServerFull].Inc();
-      server.Detached(1);
-      Go([conn, full_line, &m, service, &server] {
-        conn.SetWriteDeadline(std::chrono::steady_clock::now() + std::chrono::seconds(1));
-        conn.Write(full_line);
-        LingeringClose(conn, &m, service);
-        server.Detached(-1);
-      });
-      continue;
-    }
-    server.Detached(1);  // also counted from here to its end (ConnDone), around its session's life
-    start(server, conn);
+    backoff = 0ms;
+    service.Accept(std::move(accepted.first));
+    Yield();  // let it start: a burst of connections would otherwise keep this loop running long
   }
 }
 

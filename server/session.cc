@@ -6,56 +6,73 @@
 
 namespace greenline::server {
 
-ConnSession::ConnSession(Server& server, net::Conn conn, ServiceId service)
-    : server_(server), conn_(std::move(conn)), service_(service) {}
+ConnSession::ConnSession(Service& service, net::Conn conn, ConnTicket ticket,
+                         std::function<void()> on_stop)
+    : ticket_(std::move(ticket)),
+      service_(service),
+      conn_(std::move(conn)),
+      on_stop_(std::move(on_stop)) {}
 
-bool ConnSession::Start() {
+void ConnSession::Start() {
   peer_ = conn_.RemoteAddr().String();
-  Metrics& m = server_.metrics();
-  m.connections_total[service_].Inc();
-  m.connections_active[service_].Inc();
-  registered_ = server_.Register(this);
-  SPDLOG_DEBUG("{}: {} connected (goroutine {})", ServiceName(service_), peer_, GoroutineId());
-  return registered_;
+  Metrics& m = service_.metrics();
+  m.connections_total[service_.id()].Inc();
+  m.connections_active[service_.id()].Inc();
+  if (!ticket_.Attach(this)) stopping_.store(true, std::memory_order_seq_cst);
+  SPDLOG_DEBUG("{}: {} connected (goroutine {})", ServiceName(service_.id()), peer_, GoroutineId());
 }
 
-void ConnSession::Finish(DisconnectReason reason) {
-  if (registered_) server_.Unregister(this);
-  registered_ = false;
-  Metrics& m = server_.metrics();
-  m.connections_active[service_].Dec();
-  m.disconnects_total[reason].Inc();
-  SPDLOG_DEBUG("{}: {} disconnected: {}", ServiceName(service_), peer_,
-               DisconnectReasonName(reason));
+void ConnSession::Finish(std::optional<DisconnectReason> reason) {
+  Metrics& m = service_.metrics();
+  m.connections_active[service_.id()].Dec();
+  if (!reason) return;
+  m.disconnects_total[*reason].Inc();
+  SPDLOG_DEBUG("{}: {} disconnected: {}", ServiceName(service_.id()), peer_,
+               DisconnectReasonName(*reason));
 }
 
-void ConnSession::Stop(std::chrono::steady_clock::time_point flush_by) {
+void ConnSession::Stop(Clock::time_point flush_by) {
   flush_by_.store(flush_by.time_since_epoch().count(), std::memory_order_release);
   stopping_.store(true, std::memory_order_seq_cst);
   // What is queued goes out until flush_by; a client that does not read by then is given up on.
-  // Before OnStop: a cut-off it (or one before it) makes keeps its own, earlier deadline.
+  // Before on_stop: a cut-off it (or one before it) makes keeps its own, earlier deadline.
   conn_.SetWriteDeadline(flush_by);
-  OnStop();
-  conn_.SetReadDeadline(std::chrono::steady_clock::now());
+  if (on_stop_) on_stop_();
+  conn_.SetReadDeadline(Clock::now());
+}
+
+void ConnSession::CutOff(DisconnectReason why) {
+  int expected = -1;
+  cut_reason_.compare_exchange_strong(expected, static_cast<int>(why));
+  auto now = Clock::now();
+  conn_.SetWriteDeadline(now);
+  conn_.SetReadDeadline(now);
+}
+
+DisconnectReason ConnSession::ReasonFor(const net::Error& err) const {
+  if (err.eof()) return DisconnectReason::kEof;
+  // A deadline in the past is how Stop and CutOff wake the connection; otherwise it is the idle
+  // deadline, which IdleTimer keeps moving.
+  if (err.timeout() && stopping()) return DisconnectReason::kShutdown;
+  if (std::optional<DisconnectReason> why = cut()) return *why;
+  if (err.timeout()) return DisconnectReason::kIdleTimeout;
+  return DisconnectReason::kError;
 }
 
 void ConnSession::LogPanic(const PanicValue& value) {
-  server_.metrics().panics_recovered_total[service_].Inc();
+  service_.metrics().panics_recovered_total[service_.id()].Inc();
   std::string stack = PanicStack();
-  spdlog::error("{}: recovered panic in goroutine {} serving {}: {}{}{}", ServiceName(service_),
-                GoroutineId(), peer_.empty() ? "?" : peer_, value.String(),
-                stack.empty() ? "" : "\n", stack);
+  spdlog::error("{}: recovered panic in goroutine {} serving {}: {}{}{}",
+                ServiceName(service_.id()), GoroutineId(), peer_.empty() ? "?" : peer_,
+                value.String(), stack.empty() ? "" : "\n", stack);
 }
 
-IdleTimer::IdleTimer(const Server& server, net::Conn conn, bool both)
-    : conn_(std::move(conn)),
-      timeout_(server.config().idle_timeout),
-      slack_(timeout_ / 64),
-      both_(both) {}
+IdleTimer::IdleTimer(std::chrono::nanoseconds timeout, net::Conn conn, bool both)
+    : conn_(std::move(conn)), timeout_(timeout), slack_(timeout_ / 64), both_(both) {}
 
 void IdleTimer::Touch() {
   if (timeout_.count() <= 0) return;
-  auto now = std::chrono::steady_clock::now();
+  auto now = Clock::now();
   if (now - last_ < slack_) return;
   last_ = now;
   if (both_) {

@@ -1,12 +1,19 @@
-// Per-connection bookkeeping both services share: registration for shutdown, metrics, the idle
-// deadline, and the report of a recovered panic.
+// Per-connection bookkeeping every service shares (ConnSession: counts, shutdown, cut-offs, why
+// the connection ended, panics), the idle deadline, and the helper that runs a connection on a
+// hibernating goroutine (ServeHibernating).
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
 #include <string>
+#include <utility>
+#include <variant>
 
+#include "greenline/goroutine.h"
 #include "greenline/net.h"
 #include "greenline/panic.h"
 #include "server/metrics.h"
@@ -14,65 +21,81 @@
 
 namespace greenline::server {
 
-// One connection's Session. Stop() marks it stopping, wakes its reader with a read deadline in
-// the past and gives a writer until the shutdown's flush deadline; a reader checks stopping()
-// after moving its own deadline (IdleTimer::Touch), so a Stop racing with that move is never
-// lost.
-class ConnSession : public Session {
+// One connection as the server's lifecycle sees it. Owns the connection's ConnTicket (destroyed
+// last, with the session). Stop() (a shutdown) marks it stopping, moves its write deadline to the
+// shutdown's flush deadline, runs the service's `on_stop`, and wakes its reader with a read
+// deadline in the past; CutOff() (from another goroutine: a reader that fell behind) records why
+// and wakes both sides with past deadlines. A reader checks stopping() after moving its own
+// deadline (IdleTimer::Touch), so a Stop racing with that move is never lost.
+class ConnSession {
  public:
-  ConnSession(Server& server, net::Conn conn, ServiceId service);
+  // `on_stop`: what the service adds to a shutdown's Stop (chat queues its goodbye); it runs after
+  // the write deadline moved and before the reader is woken, on the goroutine that stops.
+  ConnSession(Service& service, net::Conn conn, ConnTicket ticket,
+              std::function<void()> on_stop = {});
+  ConnSession(const ConnSession&) = delete;
+  ConnSession& operator=(const ConnSession&) = delete;
 
-  // Counts the connection and registers it for shutdown; false when shutdown has begun (the
-  // caller closes without serving).
-  bool Start();
-  // Unregisters and counts the disconnect. The connection must be closed (or about to be).
-  void Finish(DisconnectReason reason);
+  // Counts the connection and attaches it to its service's tracker for shutdown. If shutdown has
+  // begun it is stopping at once: the connection ends with kShutdown without being served.
+  void Start();
+  // Counts the disconnect (line services; `reason` empty: HTTP, whose disconnects are not
+  // counted). The connection must be closed, or about to be.
+  void Finish(std::optional<DisconnectReason> reason);
 
-  void Stop(std::chrono::steady_clock::time_point flush_by) override;
+  void Stop(Clock::time_point flush_by);
   bool stopping() const { return stopping_.load(std::memory_order_seq_cst); }
   // Once stopping(): when what is queued must have gone out.
-  std::chrono::steady_clock::time_point flush_by() const {
-    return std::chrono::steady_clock::time_point(
-        std::chrono::steady_clock::duration(flush_by_.load(std::memory_order_acquire)));
+  Clock::time_point flush_by() const {
+    return Clock::time_point(Clock::duration(flush_by_.load(std::memory_order_acquire)));
   }
 
-  // At error level: service, goroutine id, peer, panic value, and where it was raised. Call from
-  // the deferred call that recovered it.
+  // Ends the connection from another goroutine: the first reason given sticks.
+  void CutOff(DisconnectReason why);
+  std::optional<DisconnectReason> cut() const {
+    int r = cut_reason_.load(std::memory_order_acquire);
+    if (r < 0) return std::nullopt;
+    return static_cast<DisconnectReason>(r);
+  }
+
+  // Why the connection ends after `err` from a read or write: EOF, a shutdown, a cut-off, the idle
+  // deadline, or an error. The one place that reads the two ways a deadline is used.
+  DisconnectReason ReasonFor(const net::Error& err) const;
+
+  // At error level: service, goroutine id, peer, panic value, and where it was raised; counted.
+  // From the deferred call that recovered it.
   void LogPanic(const PanicValue& value);
 
   const std::string& peer() const { return peer_; }
-  Server& server() const { return server_; }
-
- protected:
-  // For subclasses that must do more on Stop (chat's goodbye notice); runs after the write
-  // deadline moved to the flush deadline, before the reader is woken.
-  virtual void OnStop() {}
-
-  Server& server_;
-  net::Conn conn_;
-  ServiceId service_;
+  const net::Conn& conn() const { return conn_; }
+  Service& service() const { return service_; }
 
  private:
+  ConnTicket ticket_;  // first: destroyed last
+  Service& service_;
+  const net::Conn conn_;
+  const std::function<void()> on_stop_;
   std::string peer_;
   std::atomic<bool> stopping_{false};
-  std::atomic<std::chrono::steady_clock::rep> flush_by_{0};
-  bool registered_ = false;
+  std::atomic<Clock::rep> flush_by_{0};
+  std::atomic<int> cut_reason_{-1};
 };
 
-// Keeps a connection's deadline `idle_timeout` ahead of its last read. Moving a deadline costs a
-// timer update, so Touch() moves it only once 1/64 of the timeout has passed since the last move:
-// a client is closed after between 63/64 and 64/64 of the timeout of silence.
+// Keeps a connection's deadline `timeout` ahead of its last read. Moving a deadline costs a timer
+// update, so Touch() moves it only once 1/64 of the timeout has passed since the last move: a
+// client is closed after between 63/64 and 64/64 of the timeout of silence.
 class IdleTimer {
  public:
   // `both`: the write deadline moves too (echo: a client that never reads its replies is idle).
-  IdleTimer(const Server& server, net::Conn conn, bool both = true);
+  // A zero timeout: none.
+  IdleTimer(std::chrono::nanoseconds timeout, net::Conn conn, bool both);
   void Touch();
 
  private:
   net::Conn conn_;
   std::chrono::nanoseconds timeout_;
   std::chrono::nanoseconds slack_;
-  std::chrono::steady_clock::time_point last_{};
+  Clock::time_point last_{};
   bool both_;
 };
 
@@ -93,5 +116,43 @@ class ConnCounters {
   Metrics& m_;
   ServiceId s_;
 };
+
+// What one step of a connection served by a hibernating goroutine asks for: wait without a stack
+// (a Resume: Conn::ResumeWhenReadable, Notifier::ResumeWhenNotified) or end, and why.
+using NextStep = std::variant<Resume, DisconnectReason>;
+
+// Serves a connection on a hibernating goroutine (GoHibernating), so that it holds no stack while
+// its client is quiet. `state` is everything the connection remembers between steps; it has
+//   ConnSession& session();
+//   NextStep Step();                  // one step: serve until there is nothing to do now
+//   void End(DisconnectReason why);   // close, say goodbye, Finish
+// Each step runs in a Frame whose deferred call recovers a panic (logged and counted by the
+// session; the connection then ends with kPanic) and ends the connection when the step says so;
+// then `state` is destroyed, its ticket last.
+template <class State>
+void ServeHibernating(std::unique_ptr<State> state) {
+  GoHibernating([st = std::move(state)]() mutable -> Resume {
+    std::optional<DisconnectReason> end;
+    Resume next;
+    Frame([&](Defer& defer) {
+      defer([&] {
+        if (PanicValue v = Recover()) {
+          st->session().LogPanic(v);
+          end = DisconnectReason::kPanic;
+        }
+        if (end) st->End(*end);
+      });
+      NextStep step = st->Step();
+      if (auto* reason = std::get_if<DisconnectReason>(&step)) {
+        end = *reason;
+      } else {
+        next = std::get<Resume>(step);
+      }
+    });
+    if (!end) return next;
+    st.reset();
+    return Resume::Done();
+  });
+}
 
 }  // namespace greenline::server

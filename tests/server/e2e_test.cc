@@ -103,6 +103,31 @@ TEST_P(E2E, EchoHalfCloseDeliversPendingRepliesThenCloses) {
   EXPECT_EQ(c.ReadToEof(), "one\ntwo\nunterminated");
 }
 
+TEST_P(E2E, EchoPanicIsRecoveredSaysInternalErrorAndClosesOnlyThatConnection) {
+  ServerProcess s(Args({"--enable-debug-commands"}));
+  ASSERT_TRUE(s.ok());
+  Client other(s.echo_port());
+  ASSERT_TRUE(other.Send("before\n"));
+  ASSERT_EQ(other.ReadExactly(7), "before\n");
+  Client c(s.echo_port());
+  ASSERT_TRUE(c.Send("/debug panic\n"));
+  EXPECT_EQ(c.ReadToEof(), "! internal error\r\n");
+  ASSERT_TRUE(other.Send("after\n"));  // nothing else noticed
+  EXPECT_EQ(other.ReadExactly(6), "after\n");
+  EXPECT_EQ(AwaitMetric(s.http_port(), "greenline_panics_recovered_total", "service=\"echo\"", 1),
+            1);
+  EXPECT_EQ(AwaitMetric(s.http_port(), "greenline_disconnects_total", "reason=\"panic\"", 1), 1);
+  EXPECT_NE(s.Output().find("echo: recovered panic"), std::string::npos);
+}
+
+TEST_P(E2E, EchoWithoutDebugCommandsEchoesTheDebugLine) {
+  ServerProcess s(Args());
+  ASSERT_TRUE(s.ok());
+  Client c(s.echo_port());
+  ASSERT_TRUE(c.Send("/debug panic\n"));
+  EXPECT_EQ(c.ReadExactly(13), "/debug panic\n");
+}
+
 TEST_P(E2E, TimingIdleAndSlowlorisClientsAreClosed) {
   ServerProcess s(Args({"--idle-timeout=1s"}));
   ASSERT_TRUE(s.ok());
