@@ -19,8 +19,9 @@
 //     keep the smallest. Levels above the mount point are not visible and are not read.
 //
 // Go 1.25 (src/internal/runtime/cgroup) reads only the leaf cgroup, and appends the whole
-// /proc/self/cgroup path to the mount point, ignoring the root field (see golang/go#76390 for the
-// root field, #81180 for ancestor limits). We handle both.
+// /proc/self/cgroup path to the mount point, ignoring mountinfo's root field: inside a cgroup
+// namespace it can then miss the quota, and a limit set on an ancestor is never seen. We handle
+// both.
 //
 // Nothing here throws or fails loudly: a file that is missing or does not parse gives no quota.
 #include "runtime/sched/maxprocs.h"

@@ -4,8 +4,7 @@
 // Go's gopark/goready:
 //   - a primitive puts the current goroutine (CurrentG()) on its own wait list, under its own lock;
 //   - it calls Park(reason, commit, arg): the goroutine is switched out, and only once its
-//   registers
-//     are saved does `commit(g, arg)` run, on the worker's next context. Typically commit releases
+//     registers are saved does `commit(g, arg)` run, on the worker's next context. Typically commit releases
 //     the primitive's lock, so no other thread can Ready() the goroutine before it is fully parked.
 //     If commit returns false the park is abandoned and the goroutine runs again at once;
 //   - later, some goroutine or thread removes it from the wait list and calls Ready(g).

@@ -1,4 +1,5 @@
-// Runtime timers: the clock behind Sleep, and later behind After, Ticker and I/O deadlines.
+// Runtime timers: the clock behind Sleep, After and Ticker (chan/timer_chan.cc), and socket
+// deadlines (netpoll/netpoll.cc).
 //
 // Each worker owns a 4-ary min-heap of timers (Go's per-P timer heap), under its own spinlock, so
 // adding, stopping and firing stay O(log n) and mostly uncontended even with a million timers (one

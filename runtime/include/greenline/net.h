@@ -39,8 +39,8 @@
 //     resolved with getaddrinfo on the blocking pool (greenline/goroutine.h: Blocking), so a
 //     slow resolver stalls only the calling goroutine.
 //   - Sockets: SO_REUSEADDR on listeners, TCP_NODELAY on connections (Go's defaults),
-//   close-on-exec,
-//     non-blocking. The descriptor limit is raised to the hard limit when the runtime starts.
+//     close-on-exec; non-blocking under epoll, blocking under io_uring (the kernel waits there).
+//     The descriptor limit is raised to the hard limit when the runtime starts.
 //
 // From where: from goroutines. (From a plain thread every call fails with an error saying so.)
 #pragma once

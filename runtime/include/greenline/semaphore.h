@@ -16,12 +16,11 @@
 // request cannot be starved by a stream of small ones (x/sync's rule). A unit is not tied to a
 // goroutine: one goroutine may acquire and another release.
 //
-// Differences from x/sync: there is no context (no cancellation or deadline; that comes with the
-// channels and select); and an Acquire of more than the capacity, which in x/sync blocks until its
-// context ends (forever, with context.Background), is a fatal error here, since nothing could ever
-// satisfy it. Releasing more than is held is fatal as in x/sync ("semaphore: released more than
-// held", a panic there; fatal until the defer/panic/recover layer lands). Negative weights are
-// fatal.
+// Differences from x/sync: there is no context (no cancellation or deadline: a goroutine that
+// must give up waiting selects on a channel instead); an Acquire of more than the capacity, which
+// in x/sync blocks until its context ends (forever, with context.Background), is a fatal error
+// here, since nothing could ever satisfy it; and releasing more than is held ("semaphore: released
+// more than held", a panic in x/sync) and negative weights are fatal errors.
 //
 // Where from. Acquire from a goroutine (from a plain thread it polls politely instead of parking,
 // keeping its place in the queue; the deadlock detector cannot see that thread). TryAcquire and

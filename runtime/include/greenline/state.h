@@ -1,9 +1,9 @@
 // Goroutine states and wait reasons, in Go's vocabulary.
 //
-// The seed's model: a live goroutine is either *running* or *blocking*. Running covers executing,
+// The model: a live goroutine is either *running* or *blocking*. Running covers executing,
 // runnable, asleep, and waiting for the network or a system call: something other than a goroutine
 // (the clock, the kernel) will move it on. Blocking covers waiting on a channel, select, mutex,
-// wait group, condition variable or semaphore: only another goroutine can unblock it. If every user
+// wait group, condition variable or semaphore: only another goroutine can unblock it. If every
 // goroutine is blocking and no timer is pending, none ever will: the runtime reports a deadlock.
 #pragma once
 
@@ -52,7 +52,7 @@ std::string_view WaitReasonName(WaitReason reason);
 // "idle", "runnable", "running", "waiting", "dead" (Go's names for its _G states).
 std::string_view GStatusName(GStatus status);
 
-// True for waits that only another goroutine can end (the seed's "blocking").
+// True for waits that only another goroutine can end ("blocking").
 constexpr bool IsBlocking(WaitReason reason) {
   return reason >= WaitReason::kChanReceive && reason < WaitReason::kCount;
 }
