@@ -25,10 +25,17 @@
 namespace greenline::testing {
 namespace {
 
+// A count of the run's report (its "extra" object). A missing one fails the test and reads as
+// UINT64_MAX, so that no check against zero passes because a key disappeared.
 uint64_t Extra(const LoadRun& r, const char* key) {
-  return r.json.is_object() ? r.json["extra"].value(key, uint64_t{0}) : 0;
+  if (!r.json.is_object() || !r.json.contains("extra") || !r.json["extra"].contains(key)) {
+    ADD_FAILURE() << "the report has no extra." << key << ": " << r.Describe();
+    return UINT64_MAX;
+  }
+  return r.json["extra"][key].get<uint64_t>();
 }
 
+// How many errors of `kind` the run reports (the report lists only kinds that occurred).
 uint64_t ErrorsOf(const LoadRun& r, const std::string& kind) {
   return r.json.is_object() ? r.json["errors"].value(kind, uint64_t{0}) : 0;
 }

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -436,9 +437,10 @@ TEST_P(E2E, ChatStressSlowReaderIsCutOffAndTheRoomGetsEverything) {
     });
   }
   int cut_at = -1;
-  double rss_before =
-      MetricValue(HttpGet(s.http_port(), "/metrics").body, "process_resident_memory_bytes")
-          .value_or(0);
+  std::optional<double> rss_sample =
+      MetricValue(HttpGet(s.http_port(), "/metrics").body, "process_resident_memory_bytes");
+  ASSERT_TRUE(rss_sample.has_value()) << "no process_resident_memory_bytes in /metrics";
+  double rss_before = *rss_sample;
   // After the cut, 400 rounds more (26 MB): a server that kept the slow one's backlog would grow by
   // that much.
   for (int round = 0; round < 800 && (cut_at < 0 || round < cut_at + 400); ++round) {
