@@ -1214,7 +1214,8 @@ void RunScheduler(std::function<void()> main_goroutine, const Options& options,
         [](void* p) { static_cast<Body*>(p)->~Body(); });
   }
 
-  // Workers start with every signal the runtime handles on its own thread blocked.
+  // Workers inherit the signal mask of the thread that called Run: the runtime blocks no signal
+  // (what signal.Notify relies on, runtime/signal/signal.cc).
   for (auto& w : s->workers) {
     pthread_attr_t attr;
     pthread_attr_init(&attr);

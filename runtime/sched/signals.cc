@@ -12,7 +12,9 @@
 //                    pointers of whatever it executes into its Worker record, for dumps and the
 //                    monitor (Go uses SIGURG for preemption for the same reason: nobody else does).
 // Handlers for SIGSEGV/SIGBUS/SIGURG stay installed for the life of the process; SIGQUIT's previous
-// disposition comes back when the runtime stops.
+// disposition comes back when the runtime stops. Every other signal is the program's, relayed to
+// channels when it asks (greenline/signal.h, runtime/signal/signal.cc, which refuses these four).
+// No mask is changed here: the runtime's threads inherit the mask of the thread that called Run().
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>

@@ -30,7 +30,6 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <cstdarg>
 #include <cstdio>
 #include <cstring>
 #include <functional>
@@ -67,24 +66,12 @@ using testing::FillPattern;
 using testing::MakeConnPair;
 using testing::PatternMismatch;
 using testing::ReadFull;
+using testing::Say;
 
 constexpr size_t kNpos = std::string::npos;
 
 double Millis(steady_clock::duration d) {
   return std::chrono::duration<double, std::milli>(d).count();
-}
-
-// Prints a line at once (a child killed on timeout keeps what it said).
-__attribute__((format(printf, 1, 2))) void Say(const char* format, ...) {
-  char line[512];
-  va_list args;
-  va_start(args, format);
-  int n = std::vsnprintf(line, sizeof line - 1, format, args);
-  va_end(args);
-  if (n < 0) return;
-  size_t len = std::min<size_t>(static_cast<size_t>(n), sizeof line - 2);
-  line[len] = '\n';
-  if (write(STDOUT_FILENO, line, len + 1) < 0) return;
 }
 
 // Listens on `address`, failing the test (and returning an invalid listener) if it cannot.

@@ -7,6 +7,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdarg>
+#include <cstdio>
 #include <cstdlib>
 
 namespace greenline::testing {
@@ -98,6 +101,18 @@ ChildResult RunRuntimeInChild(const std::function<void()>& main_goroutine, const
     return ::testing::AssertionFailure() << "no \"" << expected << "\" in:\n" << r.output;
   }
   return ::testing::AssertionSuccess();
+}
+
+void Say(const char* format, ...) {
+  char line[512];
+  va_list args;
+  va_start(args, format);
+  int n = std::vsnprintf(line, sizeof line - 1, format, args);
+  va_end(args);
+  if (n < 0) return;
+  size_t len = std::min<size_t>(static_cast<size_t>(n), sizeof line - 2);
+  line[len] = '\n';
+  if (write(STDOUT_FILENO, line, len + 1) < 0) return;
 }
 
 bool UnderQemu() { return std::getenv("GREENLINE_UNDER_QEMU") != nullptr; }

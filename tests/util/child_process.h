@@ -51,6 +51,10 @@ inline Options Procs(int n) {
 // the caller waits for it. A child that cannot exec exits with status 127.
 pid_t SpawnProgram(std::vector<std::string> argv, int stdout_fd, int stderr_fd);
 
+// Prints a line on stdout at once, printf-style (unbuffered: a child killed by a signal or on
+// timeout keeps what it said). Any thread; truncated past 510 bytes.
+__attribute__((format(printf, 1, 2))) void Say(const char* format, ...);
+
 // True when tests run under qemu-user (the aarch64 CI stage sets GREENLINE_UNDER_QEMU).
 bool UnderQemu();
 
