@@ -4,10 +4,8 @@
 // Signals: SIGTERM or SIGINT starts a graceful shutdown (stop accepting, /healthz 503, chat users
 // told, queued output flushed, connections closed, exit 0 within --shutdown-grace); a second one
 // exits at once (status 1). SIGQUIT prints the goroutine dump to stderr and the server runs on.
-#include <pthread.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -21,7 +19,7 @@
 #include "greenline/goroutine.h"
 #include "greenline/net.h"
 #include "greenline/runtime.h"
-#include "greenline/timer_chan.h"
+#include "greenline/signal.h"
 #include "greenline/wait_group.h"
 #include "protocol/chat.h"
 #include "server/admin.h"
@@ -38,14 +36,6 @@ namespace {
 using namespace greenline;
 using namespace greenline::server;
 
-sigset_t ShutdownSignals() {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
-  return set;
-}
-
 [[noreturn]] void Die(const std::string& message) {
   spdlog::critical("{}", message);
   ShutDownLogs();
@@ -59,6 +49,11 @@ net::Listener ListenOrDie(std::string_view what, const std::string& addr) {
 }
 
 void Serve(const Config& cfg) {
+  // SIGTERM or SIGINT starts the shutdown (one that arrives while we start up waits in the
+  // channel); a second one ends the process at once.
+  auto signals = MakeChan<int>(2);
+  signal::Notify(signals, {SIGTERM, SIGINT});
+
   // Static: a clean shutdown leaves nothing behind (every goroutine has ended when Serve returns,
   // so LeakSanitizer has nothing to report); an unclean one exits with _Exit and never destroys
   // what the abandoned goroutines still use.
@@ -113,34 +108,19 @@ void Serve(const Config& cfg) {
     });
   }
 
-  // Signals arrive at sigwait on a blocking-pool thread (they are blocked in every thread: main()
-  // blocked them before any thread was made). A second signal ends the process at once.
-  auto signals = MakeChan<int>(4);
-  std::atomic<bool> exiting{false};
-  WaitGroup signal_goroutines;
-  signal_goroutines.Add(2);
-  Go([&] {
-    sigset_t set = ShutdownSignals();
-    for (;;) {
-      int sig = 0;
-      if (Blocking([&] { return sigwait(&set, &sig); }) != 0) continue;
-      if (exiting.load()) break;  // the wake-up Serve sent itself (below)
-      signals.Send(sig);
-    }
-    signal_goroutines.Done();
-  });
   int sig = signals.Recv();
   spdlog::info("received {}: shutting down (grace {})", sig == SIGTERM ? "SIGTERM" : "SIGINT",
                FormatDuration(cfg.shutdown_grace));
   auto deadline = Clock::now() + cfg.shutdown_grace;
+  WaitGroup second_signal;
+  second_signal.Add(1);
   Go([&] {
-    int again = signals.Recv();
-    if (again != 0) {
-      spdlog::warn("received {} again: exiting now", again == SIGTERM ? "SIGTERM" : "SIGINT");
+    if (std::optional<int> again = signals.RecvOk()) {
+      spdlog::warn("received {} again: exiting now", *again == SIGTERM ? "SIGTERM" : "SIGINT");
       ShutDownLogs();
       std::_Exit(1);
     }
-    signal_goroutines.Done();  // 0: Serve is returning
+    second_signal.Done();  // closed: Serve is returning
   });
 
   // /healthz turns 503, and every line connection is told at once; a connection accepted from
@@ -168,16 +148,15 @@ void Serve(const Config& cfg) {
     std::_Exit(0);  // their goroutines are abandoned, as Go's are when main returns
   }
   spdlog::info("shutdown complete: {} connections closed", at_start);
-  // Nothing is left running: the admin endpoint (it answered 503 until now), then the two signal
-  // goroutines, woken by a signal of our own and a zero.
+  // Nothing is left running: the admin endpoint (it answered 503 until now), then the goroutine
+  // waiting for a second signal.
   if (admin_endpoint.listener.valid()) admin_endpoint.listener.Close();
   http_loop.Wait();
   http.Stop();
   http.Wait();
-  exiting.store(true);
-  kill(getpid(), SIGTERM);
-  signals.Send(0);
-  signal_goroutines.Wait();
+  signal::Stop(signals);
+  signals.Close();  // after Stop: nothing can be delivered to it any more
+  second_signal.Wait();
   ShutDownLogs();
 }
 
@@ -188,11 +167,6 @@ int main(int argc, char** argv) {
   if (parsed.exit_status) return *parsed.exit_status;
   static Config config;  // outlives the runtime's goroutines (Main exits without unwinding)
   config = parsed.config;
-  // Blocked here, before the logging thread and the runtime's threads exist, so every thread
-  // inherits the mask and only the signal goroutine's sigwait sees them (a thread with them
-  // unblocked would take SIGTERM's default action: death).
-  sigset_t set = ShutdownSignals();
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
   SetUpLogging(config);
 
   Options options;
