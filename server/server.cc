@@ -34,7 +34,7 @@ bool ConnTicket::Attach(ConnSession* session) {
 
 // ---- ConnTracker -------------------------------------------------------------------------------
 
-ConnTracker::ConnTracker() : done_(MakeChan<bool>()) {}
+ConnTracker::ConnTracker() = default;
 
 std::optional<ConnTicket> ConnTracker::Admit(ConnLimit* limit) {
   if (limit != nullptr && !limit->TryTake()) return std::nullopt;
@@ -48,7 +48,10 @@ void ConnTracker::Leave(ConnSession* session) {
   // Under mu_: Stop walks the sessions under it, so a session is never destroyed while Stop
   // still calls it.
   if (session != nullptr) sessions_.erase(session);
-  if (--live_ == 0 && stopping_) done_.Close();
+  if (--live_ == 0 && idle_ != Chan<bool>()) {
+    idle_.Close();
+    idle_ = Chan<bool>();
+  }
 }
 
 void ConnTracker::Stop(Clock::time_point flush_by) {
@@ -56,16 +59,24 @@ void ConnTracker::Stop(Clock::time_point flush_by) {
   if (stopping_) return;
   stopping_ = true;
   for (ConnSession* s : sessions_) s->Stop(flush_by);  // each returns at once
-  if (live_ == 0) done_.Close();
 }
 
 bool ConnTracker::Wait(Clock::time_point deadline) {
-  if (deadline == Clock::time_point{}) {
-    done_.RecvOk();
-    return true;
+  Chan<TimePoint> timeout;  // nil (never ready) without a deadline
+  if (deadline != Clock::time_point{}) {
+    timeout = After(std::max(deadline - Clock::now(), Clock::duration::zero()));
   }
-  auto left = std::max(deadline - Clock::now(), Clock::duration::zero());
-  return Select(RecvCase(done_), RecvCase(After(left))) == 0;
+  for (;;) {
+    Chan<bool> idle;
+    {
+      std::lock_guard<Mutex> lock(mu_);
+      if (live_ == 0) return true;
+      if (idle_ == Chan<bool>()) idle_ = MakeChan<bool>();
+      idle = idle_;
+    }
+    // Closed when the count reached zero; it may have gone up again since: look once more.
+    if (Select(RecvCase(idle), RecvCase(timeout)) == 1) return false;
+  }
 }
 
 int64_t ConnTracker::live() const {

@@ -94,8 +94,9 @@ class ConnTracker {
   // Stops accepting sessions and stops every attached one (ConnSession::Stop: they have until
   // `flush_by` to deliver what they owe). Once; returns at once.
   void Stop(Clock::time_point flush_by);
-  // After Stop: parks until no ticket is left (true) or `deadline` passes (false; the zero time
-  // point waits without one).
+  // Parks until no ticket is left (true) or `deadline` passes (false; the zero time point waits
+  // without one). Connections admitted meanwhile are waited for too (after Stop they end at once).
+  // One waiter at a time.
   bool Wait(Clock::time_point deadline = {});
   // Tickets alive now (connections being served or turned away).
   int64_t live() const;
@@ -108,7 +109,9 @@ class ConnTracker {
   int64_t live_ = 0;                           // under mu_
   bool stopping_ = false;                      // under mu_
   std::unordered_set<ConnSession*> sessions_;  // under mu_: attached, not yet left
-  Chan<bool> done_;                            // closed once stopping_ and live_ == 0
+  // Made by Wait while tickets are live, closed (and forgotten) when the last one goes; nil while
+  // nobody waits. Under mu_.
+  Chan<bool> idle_;
 };
 
 // What a listener's connections get: echo, chat, the HTTP endpoint.
