@@ -42,6 +42,7 @@
 
 #include "greenline/internal/spinlock.h"
 #include "greenline/internal/wait_list.h"
+#include "greenline/thread_annotations.h"
 
 namespace greenline {
 
@@ -87,7 +88,7 @@ class Cond {
   // plain threads and by the empty-list fast path of Signal and Broadcast (acquire).
   std::atomic<uint32_t> notify_{0};
   SpinLock list_lock_;
-  internal::WaitList<Waiter> waiters_;  // guarded by list_lock_; parked waiters, on their stacks
+  internal::WaitList<Waiter> waiters_ GL_GUARDED_BY(list_lock_);  // parked, on their stacks
 };
 
 }  // namespace greenline
