@@ -144,8 +144,8 @@ G* Complete(Waiter* w, bool success) {
   return w->g;
 }
 
-// Moves the buffer's head into `dst` (raw storage). Requires c->lock and count > 0.
-void TakeHead(ChanCore* c, void* dst) {
+// Moves the buffer's head into `dst` (raw storage). Requires count > 0.
+void TakeHead(ChanCore* c, void* dst) GL_REQUIRES(c->lock) {
   void* head = c->Slot(c->recvx);
   c->ops->move_construct(dst, head);
   c->ops->destroy(head);
@@ -156,7 +156,7 @@ void TakeHead(ChanCore* c, void* dst) {
 // Each requires c->lock and leaves it held; `*wake` gets a goroutine to ready after unlocking.
 
 // Send of *elem when ready: to a waiting receiver, or into the buffer. False if it must wait.
-bool TrySendLocked(ChanCore* c, void* elem, G** wake) {
+bool TrySendLocked(ChanCore* c, void* elem, G** wake) GL_REQUIRES(c->lock) {
   if (Waiter* r = c->recvq.PopClaimable()) {
     c->ops->move_construct(r->elem, elem);
     *wake = Complete(r, true);
@@ -174,7 +174,7 @@ bool TrySendLocked(ChanCore* c, void* elem, G** wake) {
 
 // Receive into `slot` when ready: from a waiting sender (directly or through the full buffer), or
 // from the buffer. False if it must wait (open and empty); *ok false when closed and drained.
-bool TryRecvLocked(ChanCore* c, void* slot, bool* ok, G** wake) {
+bool TryRecvLocked(ChanCore* c, void* slot, bool* ok, G** wake) GL_REQUIRES(c->lock) {
   if (Waiter* s = c->sendq.PopClaimable()) {
     if (c->cap == 0) {
       c->ops->move_construct(slot, s->elem);
@@ -325,17 +325,41 @@ class SmallArray {
   T* data_;
 };
 
-// The distinct channels of a select, in lock (address) order.
-struct LockSet {
-  ChanCore** chans;
-  int n;
-  void LockAll() const {
-    for (int i = 0; i < n; ++i) chans[i]->lock.lock();
+// The distinct channels of a select, in lock (address) order. To the analysis, one lock that
+// stands for all of theirs: it cannot name a set of locks chosen at run time, so the select says,
+// channel by channel, that one it touches is in the set (Holds).
+class GL_CAPABILITY("mutex") LockSet {
+ public:
+  LockSet(ChanCore** chans, int n) : chans_(chans), n_(n) {}
+  void LockAll() GL_ACQUIRE() {
+    for (int i = 0; i < n_; ++i) chans_[i]->lock.lock();
   }
-  void UnlockAll() const {
-    for (int i = n - 1; i >= 0; --i) chans[i]->lock.unlock();
+  void UnlockAll() GL_RELEASE() {
+    for (int i = n_ - 1; i >= 0; --i) chans_[i]->lock.unlock();
   }
+  // `c` is one of the set's channels, so its lock is held while the set is.
+  void Holds([[maybe_unused]] const ChanCore* c) const GL_REQUIRES(this)
+      GL_ASSERT_CAPABILITY(c->lock) {}
+
+ private:
+  ChanCore** chans_;
+  int n_;
 };
+
+// Parks the select and gives the set back, as ParkUnlock gives back one lock: the commit unlocks
+// it once the goroutine is switched out. In reverse order, so the last lock released is chans[0],
+// the first one pass 3 takes again: nothing touches the select's frame after that unlock until
+// the goroutine runs (Go's selparkcommit relies on the same order). Unchecked: the analysis cannot
+// follow a lock handed across a switch.
+void ParkUnlockAll(LockSet* locks) GL_RELEASE(*locks) GL_NO_THREAD_SAFETY_ANALYSIS {
+  Park(
+      WaitReason::kSelect,
+      [](G*, void* arg) GL_NO_THREAD_SAFETY_ANALYSIS {
+        static_cast<LockSet*>(arg)->UnlockAll();
+        return true;
+      },
+      locks);
+}
 
 }  // namespace
 
@@ -371,6 +395,7 @@ int SelectCases(SelectCase* cases, int n, bool block, bool* recv_ok) {
   for (int k = 0; k < npoll; ++k) {
     int i = poll[k];
     SelectCase& sc = cases[i];
+    locks.Holds(sc.c);
     G* wake = nullptr;
     if (sc.send) {
       if (sc.c->closed.load(std::memory_order_relaxed)) {
@@ -399,18 +424,10 @@ int SelectCases(SelectCase* cases, int n, bool block, bool* recv_ok) {
     w.elem = cases[i].elem;
     w.select = &state;
     w.case_index = i;
+    locks.Holds(cases[i].c);
     (cases[i].send ? cases[i].c->sendq : cases[i].c->recvq).PushBack(&w);
   }
-  // The commit unlocks in reverse order, so the last lock released is chans[0], the first one pass
-  // 3 takes again: nothing touches this frame after that unlock until this goroutine runs (Go's
-  // selparkcommit relies on the same order).
-  Park(
-      WaitReason::kSelect,
-      [](G*, void* arg) {
-        static_cast<LockSet*>(arg)->UnlockAll();
-        return true;
-      },
-      &locks);
+  ParkUnlockAll(&locks);
 
   // Pass 3: readied by the case that claimed us; take the others out of their queues.
   locks.LockAll();
@@ -418,6 +435,7 @@ int SelectCases(SelectCase* cases, int n, bool block, bool* recv_ok) {
   for (int k = 0; k < npoll; ++k) {
     int i = poll[k];
     if (&waiters[i] == winner) continue;
+    locks.Holds(cases[i].c);
     (cases[i].send ? cases[i].c->sendq : cases[i].c->recvq).Remove(&waiters[i]);
   }
   locks.UnlockAll();

@@ -90,17 +90,17 @@ StackPool::~StackPool() {
 }
 
 GuardMode StackPool::guard_mode() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  internal::OsMutexGuard lock(mu_);
   return mode_;
 }
 
 size_t StackPool::chunk_count() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  internal::OsMutexGuard lock(mu_);
   return chunks_.size();
 }
 
 size_t StackPool::stacks_handed_out() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  internal::OsMutexGuard lock(mu_);
   return outstanding_;
 }
 
@@ -150,7 +150,7 @@ bool StackPool::InstallGuard(char* guard) {
 }
 
 bool StackPool::Allocate(Stack* stack) {
-  std::lock_guard<std::mutex> lock(mu_);
+  internal::OsMutexGuard lock(mu_);
   if (!free_.empty()) {
     *stack = free_.back();
     free_.pop_back();
@@ -173,7 +173,7 @@ void StackPool::Release(const Stack& stack) {
   // finished goroutine's last frames leave ASan poison behind: clear it for the next owner.
   UnpoisonStack(stack.lo, stack.size);
   madvise(stack.lo, stack.size, MADV_DONTNEED);
-  std::lock_guard<std::mutex> lock(mu_);
+  internal::OsMutexGuard lock(mu_);
   free_.push_back(stack);
   --outstanding_;
 }

@@ -28,9 +28,10 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <mutex>
 #include <vector>
 
+#include "greenline/thread_annotations.h"
+#include "runtime/base/os_mutex.h"
 #include "runtime/base/runtime_internal.h"
 
 namespace greenline {
@@ -70,9 +71,9 @@ class StackPool {
   StackPool& operator=(const StackPool&) = delete;
 
   // Hands out a stack. False when the address space or mapping limit is exhausted.
-  bool Allocate(Stack* stack);
+  bool Allocate(Stack* stack) GL_EXCLUDES(mu_);
   // Takes a stack back; its pages are returned to the kernel.
-  void Release(const Stack& stack);
+  void Release(const Stack& stack) GL_EXCLUDES(mu_);
 
   size_t stack_size() const { return stack_size_; }
   size_t page_size() const { return page_size_; }
@@ -85,20 +86,20 @@ class StackPool {
   static bool KernelHasMadviseGuard();
 
  private:
-  bool InstallGuard(char* guard);  // requires mu_
-  bool NewChunk();                 // requires mu_
+  bool InstallGuard(char* guard) GL_REQUIRES(mu_);
+  bool NewChunk() GL_REQUIRES(mu_);
 
   const size_t page_size_;
   const size_t stack_size_;
   const size_t slot_size_;
   const size_t slots_per_chunk_;
-  mutable std::mutex mu_;
-  GuardMode mode_;             // guarded by mu_
-  std::vector<char*> chunks_;  // guarded by mu_
-  char* bump_ = nullptr;       // next never-used slot of the newest chunk; guarded by mu_
-  size_t bump_left_ = 0;       // guarded by mu_
-  std::vector<Stack> free_;    // released stacks, guard already installed; guarded by mu_
-  size_t outstanding_ = 0;     // guarded by mu_
+  mutable internal::OsMutex mu_;
+  GuardMode mode_ GL_GUARDED_BY(mu_);
+  std::vector<char*> chunks_ GL_GUARDED_BY(mu_);
+  char* bump_ GL_GUARDED_BY(mu_) = nullptr;  // next never-used slot of the newest chunk
+  size_t bump_left_ GL_GUARDED_BY(mu_) = 0;
+  std::vector<Stack> free_ GL_GUARDED_BY(mu_);  // released stacks, guard already installed
+  size_t outstanding_ GL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace greenline

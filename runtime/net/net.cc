@@ -18,12 +18,12 @@
 #include <cctype>
 #include <cerrno>
 #include <cstring>
-#include <mutex>
 #include <vector>
 
 #include "greenline/goroutine.h"
 #include "greenline/log.h"
 #include "greenline/mutex.h"
+#include "runtime/base/os_mutex.h"
 #include "runtime/netpoll/netpoll.h"
 
 namespace greenline::net {
@@ -35,6 +35,8 @@ using greenline::internal::kErrClosing;
 using greenline::internal::kErrDeadline;
 using greenline::internal::Netpoll;
 using greenline::internal::OrphanPollDesc;
+using greenline::internal::OsMutex;
+using greenline::internal::OsMutexGuard;
 using greenline::internal::PollDesc;
 using greenline::internal::ReleasePollDesc;
 
@@ -210,8 +212,8 @@ std::shared_ptr<NetFd> Wrap(int fd, bool listener, int* error) {
 // the waiting connection and close it (the client sees the connection closed at once instead of
 // hanging in the backlog), the trick of libuv, nginx and Go's http servers' users.
 struct Reserve {
-  std::mutex mu;
-  int fd = -1;
+  OsMutex mu;
+  int fd GL_GUARDED_BY(mu) = -1;
 };
 Reserve& TheReserve() {
   static Reserve* r = new Reserve();
@@ -219,14 +221,14 @@ Reserve& TheReserve() {
 }
 void EnsureReserve() {
   Reserve& r = TheReserve();
-  std::lock_guard<std::mutex> lock(r.mu);
+  OsMutexGuard lock(r.mu);
   if (r.fd < 0) r.fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 }
 
 // Accepts and closes every connection waiting on `lfd`, using the reserve. Returns how many.
 int TurnAwayWaiting(int lfd) {
   Reserve& r = TheReserve();
-  std::lock_guard<std::mutex> lock(r.mu);
+  OsMutexGuard lock(r.mu);
   if (r.fd >= 0) {
     close(r.fd);
     r.fd = -1;

@@ -17,13 +17,12 @@
 // generation of the runtime that submitted it; a job that finishes after its runtime stopped does
 // not Ready() anything. StopBlockingPool() says whether such jobs remain, so Run() keeps their
 // stacks mapped.
-#include <condition_variable>
 #include <list>
-#include <mutex>
 #include <thread>
 
 #include "greenline/goroutine.h"
 #include "runtime/base/fatal.h"
+#include "runtime/base/os_mutex.h"
 #include "runtime/sched/internal/sched.h"
 #include "runtime/sched/park.h"
 
@@ -40,38 +39,40 @@ struct Job {
   Job* next;
 };
 
-struct PoolThreadRecord {
-  std::thread thread;
-  bool busy = false;  // inside a job; guarded by Pool::mu
-};
+struct PoolThreadRecord;
 
 struct Pool {
-  std::mutex mu;
-  std::list<PoolThreadRecord> threads_of_generation;  // guarded by mu
-  std::condition_variable cv;
-  Job* head = nullptr;      // guarded by mu
-  Job* tail = nullptr;      // guarded by mu
-  int queued = 0;           // guarded by mu
-  int idle = 0;             // threads waiting for a job; guarded by mu
-  int threads = 0;          // threads of this generation; guarded by mu
-  int busy = 0;             // threads inside a job, any generation; guarded by mu
-  uint64_t generation = 1;  // bumped when a runtime stops; guarded by mu
+  OsMutex mu;
+  std::list<PoolThreadRecord> threads_of_generation GL_GUARDED_BY(mu);
+  OsCondVar cv;
+  Job* head GL_GUARDED_BY(mu) = nullptr;
+  Job* tail GL_GUARDED_BY(mu) = nullptr;
+  int queued GL_GUARDED_BY(mu) = 0;
+  int idle GL_GUARDED_BY(mu) = 0;             // threads waiting for a job
+  int threads GL_GUARDED_BY(mu) = 0;          // threads of this generation
+  int busy GL_GUARDED_BY(mu) = 0;             // threads inside a job, any generation
+  uint64_t generation GL_GUARDED_BY(mu) = 1;  // bumped when a runtime stops
 };
 
 Pool g_pool;
 
+struct PoolThreadRecord {
+  std::thread thread;
+  bool busy GL_GUARDED_BY(g_pool.mu) = false;  // inside a job
+};
+
 void PoolThread(uint64_t generation, PoolThreadRecord* self) {
   pthread_setname_np(pthread_self(), "greenline-blk");
-  std::unique_lock<std::mutex> lock(g_pool.mu);
+  OsMutexLock lock(g_pool.mu);
   for (;;) {
     while (g_pool.head == nullptr && g_pool.generation == generation) {
       ++g_pool.idle;
-      g_pool.cv.wait(lock);
+      g_pool.cv.Wait(g_pool.mu);
       if (g_pool.generation == generation) --g_pool.idle;  // a stop resets the count
     }
     if (g_pool.generation != generation) {
       // Our runtime stopped. A wakeup meant for the next runtime's threads goes on to them.
-      if (g_pool.head != nullptr) g_pool.cv.notify_one();
+      if (g_pool.head != nullptr) g_pool.cv.NotifyOne();
       return;
     }
     Job* job = g_pool.head;
@@ -80,11 +81,11 @@ void PoolThread(uint64_t generation, PoolThreadRecord* self) {
     --g_pool.queued;
     ++g_pool.busy;
     self->busy = true;  // a stop now detaches us instead of joining
-    lock.unlock();
+    lock.Unlock();
     G* g = job->g;  // read before fn: once readied, the job's stack frame may be gone
     uint64_t job_generation = job->generation;
     job->fn(job->arg);
-    lock.lock();
+    lock.Lock();
     --g_pool.busy;
     // After a stop `self` belongs to nobody (the stop detached us and dropped the list): only
     // touch it while our generation is current.
@@ -97,7 +98,7 @@ void PoolThread(uint64_t generation, PoolThreadRecord* self) {
 
 bool SubmitJob(G*, void* arg) {
   Job* job = static_cast<Job*>(arg);
-  std::lock_guard<std::mutex> lock(g_pool.mu);
+  OsMutexGuard lock(g_pool.mu);
   job->generation = g_pool.generation;
   job->next = nullptr;
   if (g_pool.tail != nullptr) {
@@ -112,7 +113,7 @@ bool SubmitJob(G*, void* arg) {
     PoolThreadRecord& record = g_pool.threads_of_generation.emplace_back();
     record.thread = std::thread(&PoolThread, g_pool.generation, &record);
   } else {
-    g_pool.cv.notify_one();
+    g_pool.cv.NotifyOne();
   }
   return true;
 }
@@ -133,7 +134,7 @@ bool StopBlockingPool() {
   std::list<PoolThreadRecord> threads;
   bool busy;
   {
-    std::lock_guard<std::mutex> lock(g_pool.mu);
+    OsMutexGuard lock(g_pool.mu);
     ++g_pool.generation;  // idle threads leave; finishing jobs no longer Ready anything
     g_pool.head = g_pool.tail = nullptr;
     g_pool.queued = 0;
@@ -144,7 +145,7 @@ bool StopBlockingPool() {
     for (PoolThreadRecord& t : threads) {
       if (t.busy) t.thread.detach();
     }
-    g_pool.cv.notify_all();
+    g_pool.cv.NotifyAll();
   }
   for (PoolThreadRecord& t : threads) {
     if (t.thread.joinable()) t.thread.join();

@@ -66,7 +66,7 @@ void DumpGoroutines(int fd) {
   // Snapshot the list, then work without the lock: spawning must not wait on our output.
   std::vector<G*> gs;
   {
-    std::lock_guard<std::mutex> lock(s->all_gs_lock);
+    OsMutexGuard lock(s->all_gs_lock);
     gs = s->all_gs;
   }
   for (G* g : gs) {

@@ -131,7 +131,7 @@ bool RunqPutSlow(Sched* s, Worker* w, G* g, uint32_t head, uint32_t tail) {
   batch[n] = g;
   for (uint32_t i = 0; i < n; ++i) batch[i]->sched_link = batch[i + 1];
   batch[n]->sched_link = nullptr;
-  std::lock_guard<std::mutex> lock(s->lock);
+  OsMutexGuard lock(s->lock);
   if (s->grunq_tail != nullptr) {
     s->grunq_tail->sched_link = batch[0];
   } else {
@@ -222,9 +222,9 @@ G* RunqSteal(Worker* w, Worker* victim, bool take_runnext) {
   return g;
 }
 
-// Takes a batch from the global queue (Go's globrunqget); requires s->lock. Returns one to run and
-// moves up to a fair share of the rest to w's local queue.
-G* GlobalRunqGetLocked(Sched* s, Worker* w, int64_t max) {
+// Takes a batch from the global queue (Go's globrunqget). Returns one to run and moves up to a
+// fair share of the rest to w's local queue.
+G* GlobalRunqGetLocked(Sched* s, Worker* w, int64_t max) GL_REQUIRES(s->lock) {
   int64_t size = s->grunq_size.load(std::memory_order_relaxed);
   if (size == 0) return nullptr;
   int64_t n = std::min<int64_t>(size, size / s->nworkers + 1);
@@ -244,7 +244,7 @@ G* GlobalRunqGetLocked(Sched* s, Worker* w, int64_t max) {
 
 G* GlobalRunqGet(Sched* s, Worker* w, int64_t max) {
   if (s->grunq_size.load(std::memory_order_relaxed) == 0) return nullptr;
-  std::lock_guard<std::mutex> lock(s->lock);
+  OsMutexGuard lock(s->lock);
   return GlobalRunqGetLocked(s, w, max);
 }
 
@@ -259,8 +259,8 @@ uint64_t NewGoid(Sched* s, Worker* w) {
   return w->goid_next++;
 }
 
-// Pops a free G from the global list; requires s->lock.
-G* PopGlobalFreeLocked(Sched* s) {
+// Pops a free G from the global list.
+G* PopGlobalFreeLocked(Sched* s) GL_REQUIRES(s->lock) {
   G* g = s->gfree;
   if (g != nullptr) {
     s->gfree = g->sched_link;
@@ -274,7 +274,7 @@ G* AllocG(Sched* s, Worker* w) {
   G* g = nullptr;
   if (w != nullptr && w->gfree == nullptr && s->ngfree.load(std::memory_order_relaxed) > 0) {
     // Refill the local cache with a batch from the global list.
-    std::lock_guard<std::mutex> lock(s->lock);
+    OsMutexGuard lock(s->lock);
     while (w->ngfree < kMaxLocalFreeGs / 2) {
       G* f = PopGlobalFreeLocked(s);
       if (f == nullptr) break;
@@ -288,12 +288,12 @@ G* AllocG(Sched* s, Worker* w) {
     w->gfree = g->sched_link;
     --w->ngfree;
   } else if (w == nullptr) {
-    std::lock_guard<std::mutex> lock(s->lock);
+    OsMutexGuard lock(s->lock);
     g = PopGlobalFreeLocked(s);
   }
   if (g == nullptr) {
     g = new G;
-    std::lock_guard<std::mutex> lock(s->all_gs_lock);
+    OsMutexGuard lock(s->all_gs_lock);
     g->all_index = static_cast<int32_t>(s->all_gs.size());
     s->all_gs.push_back(g);
   }
@@ -301,8 +301,8 @@ G* AllocG(Sched* s, Worker* w) {
   return g;
 }
 
-// Pops a stack from the global pool; requires s->lock.
-bool PopGlobalStackLocked(Sched* s, Stack* out) {
+// Pops a stack from the global pool.
+bool PopGlobalStackLocked(Sched* s, Stack* out) GL_REQUIRES(s->lock) {
   if (s->free_stacks.empty()) return false;
   *out = s->free_stacks.back();
   s->free_stacks.pop_back();
@@ -318,7 +318,7 @@ bool PopGlobalStackLocked(Sched* s, Stack* out) {
 Stack AllocStack(Sched* s, Worker* w) {
   Stack st;
   if (w != nullptr && w->nstack_cache == 0 && s->nfree_stacks.load(std::memory_order_relaxed) > 0) {
-    std::lock_guard<std::mutex> lock(s->lock);
+    OsMutexGuard lock(s->lock);
     while (w->nstack_cache < kMaxLocalStacks / 2 &&
            PopGlobalStackLocked(s, &w->stack_cache[w->nstack_cache])) {
       ++w->nstack_cache;
@@ -330,7 +330,7 @@ Stack AllocStack(Sched* s, Worker* w) {
   } else {
     bool found = false;
     if (w == nullptr) {
-      std::lock_guard<std::mutex> lock(s->lock);
+      OsMutexGuard lock(s->lock);
       found = PopGlobalStackLocked(s, &st);
     }
     if (!found) {
@@ -349,7 +349,7 @@ Stack AllocStack(Sched* s, Worker* w) {
 // full. Giving pages back is the monitor's job (ScavengeStacks), off this path.
 void FreeStack(Sched* s, Worker* w, const Stack& st) {
   if (w->nstack_cache == kMaxLocalStacks) {
-    std::lock_guard<std::mutex> lock(s->lock);
+    OsMutexGuard lock(s->lock);
     while (w->nstack_cache > kMaxLocalStacks / 2)
       s->free_stacks.push_back(w->stack_cache[--w->nstack_cache]);
     s->nfree_stacks.store(static_cast<int64_t>(s->free_stacks.size()), std::memory_order_relaxed);
@@ -377,7 +377,7 @@ void FreeG(Sched* s, Worker* w, G* g) {
   g->sched_link = w->gfree;
   w->gfree = g;
   if (++w->ngfree < kMaxLocalFreeGs) return;
-  std::lock_guard<std::mutex> lock(s->lock);
+  OsMutexGuard lock(s->lock);
   while (w->ngfree > kMaxLocalFreeGs / 2) {
     G* f = w->gfree;
     w->gfree = f->sched_link;
@@ -611,16 +611,14 @@ G* StealWork(Sched* s, Worker* w) {
   return nullptr;
 }
 
-void CheckDead(Sched* s);
+void CheckDead(Sched* s) GL_REQUIRES(s->lock);
 
-// Takes w off the idle list if it is still on it (a waker may have taken it already); requires
-// s->lock. True if it was there.
-bool LeaveIdleListLocked(Sched* s, Worker* w) {
-  if (!w->idle) return false;
-  Worker** link = &s->idle_workers;
-  while (*link != w) link = &(*link)->idle_next;
-  *link = w->idle_next;
-  w->idle = false;
+// Takes w off the idle list if it is still on it (a waker may have taken it already). True if it
+// was there.
+bool LeaveIdleListLocked(Sched* s, Worker* w) GL_REQUIRES(s->lock) {
+  auto it = std::find(s->idle_workers.begin(), s->idle_workers.end(), w);
+  if (it == s->idle_workers.end()) return false;
+  s->idle_workers.erase(it);
   s->npidle.fetch_sub(1, std::memory_order_acq_rel);
   return true;
 }
@@ -645,17 +643,17 @@ G* FindRunnable(Sched* s, Worker* w) {
     }
 
     // Nothing: park. Recheck the global queue under the lock that Ready's producers take.
-    std::unique_lock<std::mutex> lock(s->lock);
-    if (s->stopping.load(std::memory_order_relaxed)) return nullptr;
-    if (G* g = GlobalRunqGetLocked(s, w, 0)) return g;
-    w->idle = true;
-    w->idle_next = s->idle_workers;
-    s->idle_workers = w;
-    int npidle = s->npidle.fetch_add(1, std::memory_order_acq_rel) + 1;
-    bool was_spinning = w->spinning;
-    w->spinning = false;
-    if (npidle == s->nworkers) CheckDead(s);
-    lock.unlock();
+    bool was_spinning;
+    {
+      OsMutexGuard lock(s->lock);
+      if (s->stopping.load(std::memory_order_relaxed)) return nullptr;
+      if (G* g = GlobalRunqGetLocked(s, w, 0)) return g;
+      s->idle_workers.push_back(w);
+      int npidle = s->npidle.fetch_add(1, std::memory_order_acq_rel) + 1;
+      was_spinning = w->spinning;
+      w->spinning = false;
+      if (npidle == s->nworkers) CheckDead(s);
+    }
 
     if (was_spinning) {
       // Go's "delicate dance": a goroutine made runnable while we were still counted as spinning
@@ -666,7 +664,7 @@ G* FindRunnable(Sched* s, Worker* w) {
         work = !RunqEmpty(s->workers[i].get());
       }
       if (work) {
-        std::lock_guard<std::mutex> relock(s->lock);
+        OsMutexGuard relock(s->lock);
         if (LeaveIdleListLocked(s, w)) {
           // Still ours to take back: look again as a spinning worker.
           w->spinning = true;
@@ -692,7 +690,7 @@ G* FindRunnable(Sched* s, Worker* w) {
     if (!fired) w->poller->Wait(EarliestTimer(s));
 
     // Woken by a timer deadline or a direct Wake rather than by wakep: leave the list ourselves.
-    std::lock_guard<std::mutex> relock(s->lock);
+    OsMutexGuard relock(s->lock);
     LeaveIdleListLocked(s, w);
   }
 }
@@ -802,7 +800,7 @@ void RunqPut(Worker* w, G* g, bool next) {
 
 void GlobalRunqPut(Sched* s, G* g) {
   g->sched_link = nullptr;
-  std::lock_guard<std::mutex> lock(s->lock);
+  OsMutexGuard lock(s->lock);
   if (s->grunq_tail != nullptr) {
     s->grunq_tail->sched_link = g;
   } else {
@@ -819,11 +817,10 @@ void Wakep(Sched* s) {
   if (!s->nspinning.compare_exchange_strong(zero, 1, std::memory_order_acq_rel)) return;
   Worker* w = nullptr;
   {
-    std::lock_guard<std::mutex> lock(s->lock);
-    w = s->idle_workers;
-    if (w != nullptr) {
-      s->idle_workers = w->idle_next;
-      w->idle = false;
+    OsMutexGuard lock(s->lock);
+    if (!s->idle_workers.empty()) {
+      w = s->idle_workers.back();
+      s->idle_workers.pop_back();
       w->spinning = true;  // it starts out counted in nspinning
       s->npidle.fetch_sub(1, std::memory_order_acq_rel);
     }
@@ -879,8 +876,9 @@ uint64_t GoroutineIdOf(const G* g) { return g->id; }
 bool OnGoroutine() { return CurrentG() != nullptr; }
 
 namespace {
-// The commit of ParkUnlock and ParkHibernateUnlock.
-bool UnlockCommit(G*, void* lock) {
+// The commit of ParkUnlock and ParkHibernateUnlock: gives back the lock the parking goroutine held
+// when it called them. Unchecked: the analysis cannot follow a lock handed across a switch.
+bool UnlockCommit(G*, void* lock) GL_NO_THREAD_SAFETY_ANALYSIS {
   static_cast<SpinLock*>(lock)->unlock();
   return true;
 }
@@ -919,7 +917,8 @@ void ParkHibernate(WaitReason reason, bool (*commit)(G*, void*), void* arg) {
   __builtin_unreachable();
 }
 
-void ParkHibernateUnlock(WaitReason reason, SpinLock* lock) {
+// Unchecked: the lock is given back by UnlockCommit, on the next context (see park.h).
+void ParkHibernateUnlock(WaitReason reason, SpinLock* lock) GL_NO_THREAD_SAFETY_ANALYSIS {
   ParkHibernate(reason, &UnlockCommit, lock);
 }
 
@@ -941,7 +940,10 @@ uint32_t CheapRandN(uint32_t n) {
   return static_cast<uint32_t>((static_cast<uint64_t>(r) * n) >> 32);  // Lemire's range reduction
 }
 
-void ParkUnlock(WaitReason reason, SpinLock* lock) { Park(reason, &UnlockCommit, lock); }
+// Unchecked: the lock is given back by UnlockCommit, on the next context (see park.h).
+void ParkUnlock(WaitReason reason, SpinLock* lock) GL_NO_THREAD_SAFETY_ANALYSIS {
+  Park(reason, &UnlockCommit, lock);
+}
 
 void Ready(G* g) {
   Sched* s = g_sched.load(std::memory_order_acquire);
@@ -1023,7 +1025,7 @@ uint64_t StartGoroutine(G* g, GoEntry run, GoEntry destroy, GoStep step) {
 
 void AbandonGoroutine(G* g) {
   Sched* s = g_sched.load(std::memory_order_acquire);  // g never left kIdle: nothing to change
-  std::lock_guard<std::mutex> lock(s->lock);
+  OsMutexGuard lock(s->lock);
   if (g->stack.lo != nullptr) {
     s->free_stacks.push_back(g->stack);
     s->nfree_stacks.store(static_cast<int64_t>(s->free_stacks.size()), std::memory_order_relaxed);
@@ -1039,7 +1041,7 @@ int64_t ScavengeStacks(Sched* s, int64_t max_release) {
   // held.
   std::vector<Stack> batch;
   {
-    std::lock_guard<std::mutex> lock(s->lock);
+    OsMutexGuard lock(s->lock);
     // Only stacks nobody needed since the last pass are idle: the low-water mark of the pool.
     // After a burst that reused the pool, nothing is taken; once the load is gone, half of what
     // stays idle goes back each pass.
@@ -1123,7 +1125,12 @@ void DiscardGoroutines(internal::Sched* s) {
   // started are destroyed (they own captured state), and so are those of hibernating goroutines
   // between steps (nothing of them is on a stack); started goroutines' frames cannot be unwound
   // from outside and are simply abandoned.
-  for (internal::G* g : s->all_gs) {
+  std::vector<internal::G*> all_gs;
+  {
+    internal::OsMutexGuard lock(s->all_gs_lock);
+    all_gs.swap(s->all_gs);
+  }
+  for (internal::G* g : all_gs) {
     GStatus st = g->status.load(std::memory_order_relaxed);
     bool between_steps = g->step != nullptr && g->stack.lo == nullptr;
     if (st != GStatus::kIdle && (!g->started || between_steps) && g->destroy != nullptr) {
@@ -1132,7 +1139,6 @@ void DiscardGoroutines(internal::Sched* s) {
     DestroyFiber(&g->fiber);
     delete g;
   }
-  s->all_gs.clear();
 }
 
 // Go raises RLIMIT_NOFILE's soft limit to the hard one at start-up (os/rlimit.go): a server's
@@ -1196,9 +1202,9 @@ void RunScheduler(std::function<void()> main_goroutine, const Options& options,
       fn();
       // As in Go, nothing else runs once main has returned: workers stop at their next switch.
       s->stopping.store(true, std::memory_order_release);
-      std::lock_guard<std::mutex> lock(s->done_mu);
+      internal::OsMutexGuard lock(s->done_mu);
       s->main_done = true;
-      s->done_cv.notify_all();
+      s->done_cv.NotifyAll();
     };
     using Body = decltype(body);
     void* storage = nullptr;
@@ -1229,8 +1235,8 @@ void RunScheduler(std::function<void()> main_goroutine, const Options& options,
   internal::StartMonitor(s);
 
   {
-    std::unique_lock<std::mutex> lock(s->done_mu);
-    s->done_cv.wait(lock, [s] { return s->main_done; });
+    OsMutexGuard lock(s->done_mu);
+    while (!s->main_done) s->done_cv.Wait(s->done_mu);
   }
 
   // Stop. The monitor and the dump thread first: both signal worker threads, which must still

@@ -32,6 +32,7 @@
 #include "greenline/log.h"
 #include "runtime/base/backtrace.h"
 #include "runtime/base/fatal.h"
+#include "runtime/base/os_mutex.h"
 #include "runtime/sched/internal/sched.h"
 
 namespace greenline {
@@ -45,7 +46,7 @@ std::once_flag g_install_once;
 int g_quit_pipe[2] = {-1, -1};
 std::atomic<int> g_dump_count{0};
 std::thread g_signal_thread;
-std::mutex g_capture_mu;  // one capture at a time
+OsMutex g_capture_mu;  // one capture at a time
 
 void ContextRegisters(void* uctx, uintptr_t* fp, uintptr_t* pc) {
   auto* uc = static_cast<ucontext_t*>(uctx);
@@ -264,7 +265,7 @@ void RemoveWorkerAltStack() {
 
 bool CaptureRunningBacktrace(Worker* w, uintptr_t* pcs, int* n, uint64_t* goid,
                              int64_t timeout_ns) {
-  std::lock_guard<std::mutex> lock(g_capture_mu);
+  OsMutexGuard lock(g_capture_mu);
   w->capture_state.store(1, std::memory_order_release);
   if (pthread_kill(w->thread, SIGURG) != 0) {
     w->capture_state.store(0, std::memory_order_relaxed);

@@ -13,14 +13,14 @@
 // Every 500 ms it also scavenges goroutine stacks: after a burst of goroutines has exited, free Gs
 // beyond kMaxPooledStacks give their stacks' pages back, half the excess per pass, so RSS follows
 // the load down without an exiting goroutine ever paying for a system call.
-#include <condition_variable>
-#include <mutex>
+#include <chrono>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "greenline/log.h"
 #include "runtime/base/backtrace.h"
+#include "runtime/base/os_mutex.h"
 #include "runtime/sched/internal/sched.h"
 
 namespace greenline::internal {
@@ -30,9 +30,9 @@ namespace {
 // worker, whatever the warning threshold (Options::long_run_warning_ns) says.
 constexpr int64_t kHandoffAfterNs = 10'000'000;
 
-std::mutex g_mon_mu;
-std::condition_variable g_mon_cv;
-bool g_mon_stop = false;  // guarded by g_mon_mu
+OsMutex g_mon_mu;
+OsCondVar g_mon_cv;
+bool g_mon_stop GL_GUARDED_BY(g_mon_mu) = false;
 std::thread g_mon_thread;
 
 struct Observation {
@@ -77,17 +77,17 @@ void MonitorLoop(Sched* s) {
   int64_t next_scavenge = Nanotime() + 500'000'000;
   int64_t last_report = 0;
   uint64_t left_out = 0;  // long runs not reported since last_report
-  std::unique_lock<std::mutex> lock(g_mon_mu);
+  OsMutexLock lock(g_mon_mu);
   for (;;) {
     bool all_idle = s->npidle.load(std::memory_order_relaxed) == s->nworkers;
-    g_mon_cv.wait_for(lock, std::chrono::milliseconds(all_idle ? 10 : 2));
+    g_mon_cv.WaitFor(g_mon_mu, std::chrono::milliseconds(all_idle ? 10 : 2));
     if (g_mon_stop) return;
     int64_t now = Nanotime();
     s->coarse_now.store(now, std::memory_order_relaxed);
     if (now >= next_scavenge) {
-      lock.unlock();
+      lock.Unlock();
       ScavengeStacks(s, 65536);
-      lock.lock();
+      lock.Lock();
       if (g_mon_stop) return;
       next_scavenge = now + 500'000'000;
     }
@@ -119,9 +119,9 @@ void MonitorLoop(Sched* s) {
         last_report = now;
         uint64_t n = left_out;
         left_out = 0;
-        lock.unlock();
+        lock.Unlock();
         ReportLongRun(s, w, goid, now - o.since, n);
-        lock.lock();
+        lock.Lock();
         if (g_mon_stop) return;
       }
     }
@@ -132,7 +132,7 @@ void MonitorLoop(Sched* s) {
 
 void StartMonitor(Sched* s) {
   {
-    std::lock_guard<std::mutex> lock(g_mon_mu);
+    OsMutexGuard lock(g_mon_mu);
     g_mon_stop = false;
   }
   g_mon_thread = std::thread(&MonitorLoop, s);
@@ -140,10 +140,10 @@ void StartMonitor(Sched* s) {
 
 void StopMonitor() {
   {
-    std::lock_guard<std::mutex> lock(g_mon_mu);
+    OsMutexGuard lock(g_mon_mu);
     g_mon_stop = true;
   }
-  g_mon_cv.notify_all();
+  g_mon_cv.NotifyAll();
   if (g_mon_thread.joinable()) g_mon_thread.join();
 }
 

@@ -61,8 +61,7 @@ void SiftDown(std::vector<Timer*>& h, size_t i) {
   t->index = static_cast<int32_t>(i);
 }
 
-// Requires w->timers_lock.
-void PushLocked(Worker* w, Timer* t) {
+void PushLocked(Worker* w, Timer* t) GL_REQUIRES(w->timers_lock) {
   t->index = static_cast<int32_t>(w->timers.size());
   w->timers.push_back(t);
   SiftUp(w->timers, w->timers.size() - 1);
@@ -71,8 +70,7 @@ void PushLocked(Worker* w, Timer* t) {
   w->timer0_when.store(w->timers[0]->when, std::memory_order_relaxed);
 }
 
-// Requires w->timers_lock.
-void RemoveLocked(Worker* w, Timer* t) {
+void RemoveLocked(Worker* w, Timer* t) GL_REQUIRES(w->timers_lock) {
   auto& h = w->timers;
   size_t i = static_cast<size_t>(t->index);
   Timer* last = h.back();
@@ -106,7 +104,7 @@ void AddTimer(Timer* t) {
   const int64_t when = t->when;
   int64_t old0;
   {
-    std::lock_guard<SpinLock> lock(w->timers_lock);
+    SpinLockGuard lock(w->timers_lock);
     if (t->heap.load(std::memory_order_relaxed) != nullptr) {
       Fatal("runtime: timer added twice");
     }
@@ -118,8 +116,8 @@ void AddTimer(Timer* t) {
   // nudge one awake when the new timer is the earliest of this heap.
   if (foreign || old0 == 0 || when < old0) {
     if (s->npidle.load(std::memory_order_acquire) > 0) {
-      std::lock_guard<std::mutex> lock(s->lock);
-      if (Worker* idle = s->idle_workers) idle->poller->Wake();
+      OsMutexGuard lock(s->lock);
+      if (!s->idle_workers.empty()) s->idle_workers.back()->poller->Wake();
     }
   }
 }
@@ -136,7 +134,7 @@ bool StopTimer(Timer* t) {
       if (t->heap.load(std::memory_order_acquire) != nullptr) continue;
       return false;
     }
-    std::lock_guard<SpinLock> lock(w->timers_lock);
+    SpinLockGuard lock(w->timers_lock);
     if (t->heap.load(std::memory_order_relaxed) != w) continue;  // moved or fired meanwhile
     RemoveLocked(w, t);
     return true;
@@ -151,7 +149,7 @@ int64_t RunDueTimers(Worker* w, int64_t now) {
     bool periodic;
     Sched* s = g_sched.load(std::memory_order_relaxed);
     {
-      std::lock_guard<SpinLock> lock(w->timers_lock);
+      SpinLockGuard lock(w->timers_lock);
       if (w->timers.empty() || w->timers[0]->when > now) break;
       due = w->timers[0];
       periodic = due->period > 0;
@@ -161,7 +159,7 @@ int64_t RunDueTimers(Worker* w, int64_t now) {
     }
     due->fn(due, now);  // a one-shot timer may be gone after this
     if (periodic) {
-      std::lock_guard<SpinLock> lock(w->timers_lock);
+      SpinLockGuard lock(w->timers_lock);
       // Go's ticker: the next multiple of the period after `when` that is in the future.
       int64_t missed = (now - due->when) / due->period;
       due->when = WhenAfter(due->when, (missed + 1) * due->period);
@@ -193,7 +191,7 @@ int64_t PendingTimers() {
 void ClearTimers(Sched* s) {
   std::vector<Timer*> discard;
   for (auto& w : s->workers) {
-    std::lock_guard<SpinLock> lock(w->timers_lock);
+    SpinLockGuard lock(w->timers_lock);
     for (Timer* t : w->timers) {
       t->index = -1;
       t->heap.store(nullptr, std::memory_order_relaxed);

@@ -5,12 +5,10 @@
 // mutex, with a release store: whoever sees it set sees all of `f`'s writes.
 #include "greenline/once.h"
 
-#include <mutex>
-
 namespace greenline {
 
 __attribute__((noinline)) void Once::DoSlow(void (*call)(void*), void* f) {
-  std::lock_guard<Mutex> lock(m_);
+  MutexLock lock(m_);
   if (done_.load(std::memory_order_relaxed)) return;  // m_ orders us after the setter
   // Go's `defer o.done.Store(1)`: done even if f throws.
   struct SetDone {

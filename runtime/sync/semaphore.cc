@@ -18,7 +18,6 @@
 #include "greenline/semaphore.h"
 
 #include <atomic>
-#include <mutex>
 
 #include "runtime/base/fatal.h"
 #include "runtime/sched/park.h"
@@ -71,7 +70,7 @@ __attribute__((noinline)) void Semaphore::Acquire(int64_t n) {
 
 bool Semaphore::TryAcquire(int64_t n) {
   if (n < 0) Fatal("semaphore: negative weight");
-  std::lock_guard<SpinLock> lock(lock_);
+  SpinLockGuard lock(lock_);
   if (capacity_ - held_ < n || !waiters_.empty()) return false;
   held_ += n;
   return true;

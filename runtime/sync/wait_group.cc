@@ -6,8 +6,6 @@
 
 #include <unistd.h>
 
-#include <mutex>
-
 #include "greenline/runtime_error.h"
 #include "runtime/base/fatal.h"
 #include "runtime/sched/park.h"
@@ -36,7 +34,7 @@ void WaitGroup::Add(int64_t delta) {
   state_.store(0, std::memory_order_relaxed);
   Waiter* list;
   {
-    std::lock_guard<SpinLock> lock(lock_);
+    SpinLockGuard lock(lock_);
     list = waiters_;
     uint32_t parked = 0;
     Waiter* last = nullptr;

@@ -234,19 +234,19 @@ PrometheusText ParsePrometheusText(const std::string& text) {
   return out;
 }
 
-double PrometheusText::Value(const std::string& key, std::source_location where) const {
+double PrometheusText::Value(const std::string& key, const char* file, int line) const {
   auto it = samples_.find(key);
   if (it == samples_.end()) {
-    ADD_FAILURE_AT(where.file_name(), where.line()) << "no sample " << key;
+    ADD_FAILURE_AT(file, line) << "no sample " << key;
     return std::numeric_limits<double>::quiet_NaN();
   }
   return it->second;
 }
 
-std::string PrometheusText::Type(const std::string& family, std::source_location where) const {
+std::string PrometheusText::Type(const std::string& family, const char* file, int line) const {
   auto it = types_.find(family);
   if (it == types_.end()) {
-    ADD_FAILURE_AT(where.file_name(), where.line()) << "no TYPE line for " << family;
+    ADD_FAILURE_AT(file, line) << "no TYPE line for " << family;
     return "";
   }
   return it->second;

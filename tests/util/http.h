@@ -10,7 +10,6 @@
 #include <functional>
 #include <map>
 #include <set>
-#include <source_location>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -98,15 +97,17 @@ class PrometheusText {
   // Whether the text has the sample `key` ("name{label=\"v\"}", as written).
   bool Has(const std::string& key) const { return samples_.count(key) != 0; }
   // The value of the sample `key`. A missing sample is a test failure at the caller's line, and
-  // NaN, which no EXPECT_EQ, _LT, _LE, _GT or _GE passes either.
-  double Value(const std::string& key,
-               std::source_location where = std::source_location::current()) const;
+  // NaN, which no EXPECT_EQ, _LT, _LE, _GT or _GE passes either. (The caller's file and line come
+  // from __builtin_FILE/__builtin_LINE: clang 14, the tsan preset's compiler, has no
+  // std::source_location with libstdc++ 12.)
+  double Value(const std::string& key, const char* file = __builtin_FILE(),
+               int line = __builtin_LINE()) const;
   // Whether the text has a TYPE line for `family`.
   bool HasFamily(const std::string& family) const { return types_.count(family) != 0; }
   // The family's type ("counter", "gauge" or "untyped"). A missing TYPE line is a test failure at
   // the caller's line, and "".
-  std::string Type(const std::string& family,
-                   std::source_location where = std::source_location::current()) const;
+  std::string Type(const std::string& family, const char* file = __builtin_FILE(),
+                   int line = __builtin_LINE()) const;
 
   std::vector<std::string> problems;  // lines that break the format, and why
 

@@ -2,10 +2,10 @@
 // never its OS thread.
 //
 //   greenline::Mutex mu;
-//   int balance = 0;  // guarded by mu
+//   int balance GL_GUARDED_BY(mu) = 0;
 //
 //   void Deposit(int n) {
-//     std::lock_guard<greenline::Mutex> lock(mu);  // or mu.Lock(); ... mu.Unlock();
+//     greenline::MutexLock lock(mu);  // or mu.Lock(); ... mu.Unlock();
 //     balance += n;
 //   }
 //
@@ -37,18 +37,26 @@
 // not so locked ("sync: RUnlock of unlocked RWMutex", "sync: Unlock of unlocked RWMutex"). The
 // process ends with exit status 2.
 //
-// The lowercase lock()/unlock()/try_lock() (and lock_shared()... on RWMutex) exist so that
-// std::lock_guard, std::unique_lock, std::scoped_lock and std::shared_lock work.
+// Lock contracts, as Abseil's Mutex has them. Both types are capabilities for clang's thread-safety
+// analysis (greenline/thread_annotations.h): mark what a mutex guards with GL_GUARDED_BY(mu), a
+// function that needs it held with GL_REQUIRES(mu), and hold it with MutexLock (WriterMutexLock,
+// ReaderMutexLock for an RWMutex) or Lock()/Unlock() in one function; clang (-Wthread-safety)
+// then checks every access. The lowercase lock()/unlock()/try_lock() (and lock_shared()... on
+// RWMutex) exist so that std::lock_guard, std::unique_lock, std::scoped_lock and std::shared_lock
+// work too; the analysis does not see a lock they hold (they carry no annotations), so fields they
+// protect are best left unannotated.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
 
+#include "greenline/internal/lock_guard.h"
 #include "greenline/internal/sema.h"
+#include "greenline/thread_annotations.h"
 
 namespace greenline {
 
-class Mutex {
+class GL_CAPABILITY("mutex") Mutex {
  public:
   Mutex() = default;
   Mutex(const Mutex&) = delete;
@@ -56,7 +64,7 @@ class Mutex {
 
   // Locks the mutex, blocking until it is available. Not reentrant: a goroutine that locks a mutex
   // it holds waits forever (a deadlock the runtime reports when nothing else can run). May block.
-  void Lock() {
+  void Lock() GL_ACQUIRE() {
     int32_t unlocked = 0;
     if (state_.compare_exchange_strong(unlocked, kLocked, std::memory_order_acquire,
                                        std::memory_order_relaxed)) {
@@ -67,19 +75,19 @@ class Mutex {
 
   // Unlocks the mutex; a goroutine waiting in Lock may then take it. Fatal if it is not locked.
   // Never blocks (in starvation mode it yields to the waiter it hands the lock to).
-  void Unlock() {
+  void Unlock() GL_RELEASE() {
     int32_t now = state_.fetch_sub(kLocked, std::memory_order_acq_rel) - kLocked;
     if (now != 0) UnlockSlow(now);
   }
 
   // Locks the mutex if that is possible right now, without waiting. Never blocks. As Go says:
   // correct uses are rare, and often a sign of a deeper problem.
-  bool TryLock();
+  bool TryLock() GL_TRY_ACQUIRE(true);
 
-  // For std::lock_guard and friends (BasicLockable, Lockable).
-  void lock() { Lock(); }
-  void unlock() { Unlock(); }
-  bool try_lock() { return TryLock(); }
+  // For std::lock_guard and friends (BasicLockable, Lockable), and MutexLock.
+  void lock() GL_ACQUIRE() { Lock(); }
+  void unlock() GL_RELEASE() { Unlock(); }
+  bool try_lock() GL_TRY_ACQUIRE(true) { return TryLock(); }
 
  private:
   // state_: Go's layout. Bit 0 locked, bit 1 woken (an unlocker has woken a waiter, or a spinning
@@ -100,7 +108,7 @@ class Mutex {
   internal::Sema sema_;  // where waiters sleep; its own lock guards its list
 };
 
-class RWMutex {
+class GL_CAPABILITY("mutex") RWMutex {
  public:
   RWMutex() = default;
   RWMutex(const RWMutex&) = delete;
@@ -109,36 +117,37 @@ class RWMutex {
   // Locks for writing: waits until no writer and no reader holds it. Once a writer waits, new
   // readers wait behind it, so a stream of readers cannot starve a writer (Go's rule; hence a
   // goroutine must not RLock recursively: a writer between the two RLocks deadlocks it). May block.
-  void Lock();
+  void Lock() GL_ACQUIRE();
 
   // Unlocks for writing, letting the readers that queued behind the writer in. Fatal if not
   // write-locked. Never blocks.
-  void Unlock();
+  void Unlock() GL_RELEASE();
 
   // Locks for reading: any number of readers may hold it together, unless a writer holds or waits
   // for it. May block.
-  void RLock() {
+  void RLock() GL_ACQUIRE_SHARED() {
     if (reader_count_.fetch_add(1, std::memory_order_acquire) + 1 < 0) RLockSlow();
   }
 
   // Undoes one RLock; the last reader out lets a waiting writer in. Fatal if not read-locked.
   // Never blocks.
-  void RUnlock() {
+  void RUnlock() GL_RELEASE_SHARED() {
     int32_t r = reader_count_.fetch_sub(1, std::memory_order_release) - 1;
     if (r < 0) RUnlockSlow(r);
   }
 
   // Lock / RLock if possible right now, without waiting. Never block.
-  bool TryLock();
-  bool TryRLock();
+  bool TryLock() GL_TRY_ACQUIRE(true);
+  bool TryRLock() GL_TRY_ACQUIRE_SHARED(true);
 
-  // For std::lock_guard, std::unique_lock (write side) and std::shared_lock (read side).
-  void lock() { Lock(); }
-  void unlock() { Unlock(); }
-  bool try_lock() { return TryLock(); }
-  void lock_shared() { RLock(); }
-  void unlock_shared() { RUnlock(); }
-  bool try_lock_shared() { return TryRLock(); }
+  // For std::lock_guard, std::unique_lock (write side) and std::shared_lock (read side), and
+  // WriterMutexLock and ReaderMutexLock.
+  void lock() GL_ACQUIRE() { Lock(); }
+  void unlock() GL_RELEASE() { Unlock(); }
+  bool try_lock() GL_TRY_ACQUIRE(true) { return TryLock(); }
+  void lock_shared() GL_ACQUIRE_SHARED() { RLock(); }
+  void unlock_shared() GL_RELEASE_SHARED() { RUnlock(); }
+  bool try_lock_shared() GL_TRY_ACQUIRE_SHARED(true) { return TryRLock(); }
 
  private:
   static constexpr int32_t kMaxReaders = 1 << 30;  // Go's rwmutexMaxReaders
@@ -155,5 +164,11 @@ class RWMutex {
   internal::Sema writer_sem_;  // the writer waits here for departing readers
   internal::Sema reader_sem_;  // readers wait here for the writer to finish
 };
+
+// Holds a Mutex for its scope, as a lock the analysis knows (Abseil's MutexLock). May block.
+using MutexLock = internal::LockGuard<Mutex>;
+// Holds an RWMutex for writing / for reading for its scope. May block.
+using WriterMutexLock = internal::LockGuard<RWMutex>;
+using ReaderMutexLock = internal::SharedLockGuard<RWMutex>;
 
 }  // namespace greenline

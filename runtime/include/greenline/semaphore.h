@@ -34,6 +34,7 @@
 
 #include "greenline/internal/spinlock.h"
 #include "greenline/internal/wait_list.h"
+#include "greenline/thread_annotations.h"
 
 namespace greenline {
 
@@ -64,8 +65,8 @@ class Semaphore {
 
   const int64_t capacity_;
   SpinLock lock_;
-  int64_t held_ = 0;                    // units acquired and not released; guarded by lock_
-  internal::WaitList<Waiter> waiters_;  // guarded by lock_; FIFO of requests, on their stacks
+  int64_t held_ GL_GUARDED_BY(lock_) = 0;                    // units acquired and not released
+  internal::WaitList<Waiter> waiters_ GL_GUARDED_BY(lock_);  // FIFO of requests, on their stacks
 };
 
 }  // namespace greenline

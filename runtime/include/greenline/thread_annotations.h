@@ -1,7 +1,8 @@
 // Lock contracts the compiler checks: clang's thread-safety analysis (-Wthread-safety), as Abseil's
 // thread_annotations.h and marl's use it. A field says which lock guards it, a function says which
 // locks it needs, takes or gives back, and clang proves each access and each path against that.
-// The TSan preset (clang) builds with -Wthread-safety -Werror; g++ ignores the attributes.
+// The tsan preset (clang) turns the checks on as errors (GREENLINE_THREAD_SAFETY_ANALYSIS); g++
+// ignores the attributes. runtime/HACKING.md ("Shared fields") says how to annotate a new lock.
 //
 //   SpinLock lock_;
 //   int count_ GL_GUARDED_BY(lock_);
@@ -29,11 +30,19 @@
 // The caller must hold (REQUIRES) or must not hold (EXCLUDES) these.
 #define GL_REQUIRES(...) GL_THREAD_ANNOTATION(requires_capability(__VA_ARGS__))
 #define GL_EXCLUDES(...) GL_THREAD_ANNOTATION(locks_excluded(__VA_ARGS__))
-// The function takes (ACQUIRE) or gives back (RELEASE) these, on every path.
+// The function takes (ACQUIRE) or gives back (RELEASE) these, on every path. With no argument, on
+// a lock's own methods: the lock itself (clang then does not look inside, which is how a lock's
+// implementation stays out of the analysis).
 #define GL_ACQUIRE(...) GL_THREAD_ANNOTATION(acquire_capability(__VA_ARGS__))
 #define GL_RELEASE(...) GL_THREAD_ANNOTATION(release_capability(__VA_ARGS__))
+// The same for a reader's hold (RWMutex's RLock), and a release of either kind (a guard's
+// destructor).
+#define GL_ACQUIRE_SHARED(...) GL_THREAD_ANNOTATION(acquire_shared_capability(__VA_ARGS__))
+#define GL_RELEASE_SHARED(...) GL_THREAD_ANNOTATION(release_shared_capability(__VA_ARGS__))
+#define GL_RELEASE_GENERIC(...) GL_THREAD_ANNOTATION(release_generic_capability(__VA_ARGS__))
 // Takes them when it returns `ret` (try_lock).
 #define GL_TRY_ACQUIRE(...) GL_THREAD_ANNOTATION(try_acquire_capability(__VA_ARGS__))
+#define GL_TRY_ACQUIRE_SHARED(...) GL_THREAD_ANNOTATION(try_acquire_shared_capability(__VA_ARGS__))
 // Returns the lock named `x` (an accessor).
 #define GL_RETURN_CAPABILITY(x) GL_THREAD_ANNOTATION(lock_returned(x))
 // Checks at run time that it is held; the analysis then assumes it is.

@@ -23,6 +23,7 @@
 #include <cstdint>
 
 #include "greenline/internal/spinlock.h"
+#include "greenline/thread_annotations.h"
 
 namespace greenline {
 
@@ -50,9 +51,9 @@ class WaitGroup {
   // A semaphore that releases waiters: tokens_ and the waiter list are under lock_. A release that
   // finds no parked waiter (it registered but has not parked yet) leaves a token it will take.
   SpinLock lock_;
-  uint32_t tokens_ = 0;        // guarded by lock_
-  Waiter* waiters_ = nullptr;  // guarded by lock_; intrusive FIFO, nodes live on waiters' stacks
-  Waiter* waiters_tail_ = nullptr;  // guarded by lock_
+  uint32_t tokens_ GL_GUARDED_BY(lock_) = 0;
+  Waiter* waiters_ GL_GUARDED_BY(lock_) = nullptr;  // intrusive FIFO, nodes on waiters' stacks
+  Waiter* waiters_tail_ GL_GUARDED_BY(lock_) = nullptr;
 };
 
 }  // namespace greenline

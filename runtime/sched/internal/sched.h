@@ -6,17 +6,17 @@
 #include <sys/types.h>
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <latch>
 #include <memory>
-#include <mutex>
 #include <thread>
 #include <vector>
 
 #include "greenline/internal/spinlock.h"
 #include "greenline/runtime.h"
 #include "greenline/state.h"
+#include "greenline/thread_annotations.h"
+#include "runtime/base/os_mutex.h"
 #include "runtime/base/runtime_internal.h"
 #include "runtime/fiber/fiber.h"
 #include "runtime/fiber/stack.h"
@@ -75,17 +75,17 @@ struct alignas(64) Worker {
   // Timers: a 4-ary min-heap under timers_lock. timer0_when (earliest `when`, 0 when empty) and
   // ntimers are written under the lock and read without it (relaxed) as hints.
   alignas(64) SpinLock timers_lock;
-  std::vector<Timer*> timers;
+  std::vector<Timer*> timers GL_GUARDED_BY(timers_lock);
   std::atomic<int64_t> timer0_when{0};
   std::atomic<int64_t> ntimers{0};
 
   // Parking: the worker sleeps in its poller (poller.h), which also brings it I/O. Owned by the
   // poller backend and made before the thread starts; Wake() from any thread, the rest from this
-  // worker's thread. `idle`, `idle_next` and a waker's `spinning = true` are guarded by
-  // Sched::lock.
+  // worker's thread. Whether it is idle is Sched::idle_workers' business.
   WorkerPoller* poller = nullptr;
-  bool idle = false;
-  Worker* idle_next = nullptr;
+  // Looking for work, counted in Sched::nspinning. Owned by the worker thread, but for a hand-over
+  // the analysis cannot check: a waker that takes this worker off the idle list sets it (under
+  // Sched::lock, while the worker sleeps), and the worker reads it once awake.
   bool spinning = false;
 
   // This thread's C++ exception-handling globals (__cxa_get_globals()), set once by the worker
@@ -114,7 +114,7 @@ struct alignas(64) Worker {
 };
 
 struct Sched {
-  explicit Sched(int workers) : pollers_started(workers) {}
+  explicit Sched(int workers) : pollers_started(workers) { idle_workers.reserve(workers); }
   Options options;
   // Workers arrive once their poller is set up; none runs a goroutine before all have.
   std::latch pollers_started;
@@ -134,24 +134,28 @@ struct Sched {
   // (release) after the callback.
   std::atomic<int64_t> timers_in_flight{0};
 
-  // `lock` guards the global run queue, the idle-worker list and the global G free list. Never
-  // held across a switch or a park; short sections only.
-  std::mutex lock;
-  G* grunq_head = nullptr;
-  G* grunq_tail = nullptr;
+  // `lock` guards the global run queue, the idle-worker list, the global G free list and the
+  // global stack pool. Never held across a switch or a park; short sections only. The atomics
+  // beside them are written under it and read without it as hints (racy by design: a stale value
+  // costs a lock taken for nothing, or a look one schedule later).
+  OsMutex lock;
+  G* grunq_head GL_GUARDED_BY(lock) = nullptr;
+  G* grunq_tail GL_GUARDED_BY(lock) = nullptr;
   std::atomic<int64_t> grunq_size{0};  // written under lock; read racily as a hint
-  Worker* idle_workers = nullptr;
-  std::atomic<int> npidle{0};            // written under lock; read racily (Go's sched.npidle)
-  std::atomic<int> nspinning{0};         // workers looking for work (Go's sched.nmspinning)
-  G* gfree = nullptr;                    // global free Gs (no stacks); under lock
-  std::atomic<int64_t> ngfree{0};        // its length: written under lock, read as a hint
-  std::vector<Stack> free_stacks;        // committed free stacks; under lock
-  int64_t nfree_stacks_low = 0;          // its low-water mark since the last scavenge; under lock
+  // Idle workers, sleeping in their pollers: the last to go idle is woken first (a stack, as
+  // Go's pidle list). Room for every worker is reserved before they start: pushes never allocate.
+  std::vector<Worker*> idle_workers GL_GUARDED_BY(lock);
+  std::atomic<int> npidle{0};     // idle_workers.size(): written under lock; read racily (Go's)
+  std::atomic<int> nspinning{0};  // workers looking for work (Go's sched.nmspinning)
+  G* gfree GL_GUARDED_BY(lock) = nullptr;  // global free Gs (no stacks)
+  std::atomic<int64_t> ngfree{0};          // its length: written under lock, read as a hint
+  std::vector<Stack> free_stacks GL_GUARDED_BY(lock);  // committed free stacks
+  int64_t nfree_stacks_low GL_GUARDED_BY(lock) = 0;    // its low-water mark since the last scavenge
   std::atomic<int64_t> nfree_stacks{0};  // free_stacks.size(): written under lock, read as a hint
 
-  // Every G allocated (dump, shutdown). Under all_gs_lock.
-  std::mutex all_gs_lock;
-  std::vector<G*> all_gs;
+  // Every G allocated (dump, shutdown).
+  OsMutex all_gs_lock;
+  std::vector<G*> all_gs GL_GUARDED_BY(all_gs_lock);
 
   std::atomic<uint64_t> next_goid{1};  // the main goroutine is spawned first: id 1
 
@@ -160,9 +164,9 @@ struct Sched {
   std::atomic<int64_t> ext_parked[kNumReasons] = {};
 
   // Main goroutine completion.
-  std::mutex done_mu;
-  std::condition_variable done_cv;
-  bool main_done = false;  // guarded by done_mu
+  OsMutex done_mu;
+  OsCondVar done_cv;
+  bool main_done GL_GUARDED_BY(done_mu) = false;
 };
 
 // The running runtime, or nullptr. Set by Run() before workers start, cleared after they stop.
@@ -175,8 +179,8 @@ Worker* CurrentWorker();
 
 // Scheduler entry points shared by the files of runtime/sched.
 void RunqPut(Worker* w, G* g, bool next);
-void GlobalRunqPut(Sched* s, G* g);
-void Wakep(Sched* s);
+void GlobalRunqPut(Sched* s, G* g) GL_EXCLUDES(s->lock);
+void Wakep(Sched* s) GL_EXCLUDES(s->lock);
 int64_t RunDueTimers(Worker* w, int64_t now);  // fires due timers of w; returns now (or 0)
 int64_t EarliestTimer(Sched* s);               // min over workers; 0 when none
 void ClearTimers(Sched* s);                    // at shutdown
@@ -200,7 +204,7 @@ void RemoveWorkerAltStack();
 
 // Gives back the pages of up to `max_release` pooled stacks beyond kMaxPooledStacks (half the
 // excess per call). Returns how many. Called by the monitor.
-int64_t ScavengeStacks(Sched* s, int64_t max_release);
+int64_t ScavengeStacks(Sched* s, int64_t max_release) GL_EXCLUDES(s->lock);
 
 // Monitor (sysmon.cc).
 void StartMonitor(Sched* s);

@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "greenline/internal/spinlock.h"
+#include "greenline/thread_annotations.h"
 
 namespace greenline::internal {
 
@@ -92,14 +93,14 @@ struct ChanCore {
   unsigned char* const buf;  // cap slots, nullptr when cap == 0
 
   SpinLock lock;
-  size_t sendx = 0;  // next slot to fill
-  size_t recvx = 0;  // next slot to drain
+  size_t sendx GL_GUARDED_BY(lock) = 0;  // next slot to fill
+  size_t recvx GL_GUARDED_BY(lock) = 0;  // next slot to drain
   // Buffered elements and the closed flag: written under lock (release), also read without it by
   // Len() (relaxed) and by the non-blocking fast paths (acquire), as Go's chanlen and `empty` do.
   std::atomic<size_t> count{0};
   std::atomic<bool> closed{false};
-  WaitQueue recvq;
-  WaitQueue sendq;
+  WaitQueue recvq GL_GUARDED_BY(lock);
+  WaitQueue sendq GL_GUARDED_BY(lock);
 };
 
 std::shared_ptr<ChanCore> NewChan(const ElemOps* ops, size_t cap);

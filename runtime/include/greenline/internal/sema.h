@@ -28,6 +28,7 @@
 #include "greenline/internal/spinlock.h"
 #include "greenline/internal/wait_list.h"
 #include "greenline/state.h"
+#include "greenline/thread_annotations.h"
 
 namespace greenline::internal {
 
@@ -66,7 +67,7 @@ class Sema {
   // Goroutines on the wait list; written under lock_, read racily by waiters().
   std::atomic<uint32_t> nwait_{0};
   SpinLock lock_;
-  WaitList<Waiter> waiters_;  // guarded by lock_; nodes live on the waiters' stacks
+  WaitList<Waiter> waiters_ GL_GUARDED_BY(lock_);  // nodes live on the waiters' stacks
 };
 
 }  // namespace greenline::internal

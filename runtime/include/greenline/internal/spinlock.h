@@ -12,6 +12,7 @@
 
 #include <atomic>
 
+#include "greenline/internal/lock_guard.h"
 #include "greenline/thread_annotations.h"
 
 namespace greenline {
@@ -50,15 +51,6 @@ class GL_CAPABILITY("mutex") SpinLock {
 
 // Holds a SpinLock for its scope (std::lock_guard carries no annotations, so clang's analysis
 // would not know the lock is held).
-class GL_SCOPED_CAPABILITY SpinLockGuard {
- public:
-  explicit SpinLockGuard(SpinLock& lock) GL_ACQUIRE(lock) : lock_(lock) { lock_.lock(); }
-  ~SpinLockGuard() GL_RELEASE() { lock_.unlock(); }
-  SpinLockGuard(const SpinLockGuard&) = delete;
-  SpinLockGuard& operator=(const SpinLockGuard&) = delete;
-
- private:
-  SpinLock& lock_;
-};
+using SpinLockGuard = internal::LockGuard<SpinLock>;
 
 }  // namespace greenline
