@@ -39,7 +39,7 @@ Outbox::Push Outbox::Put(OutMessage* m) {
   size_t cost = Cost(m);
   Push result = Push::kQueued;
   {
-    std::lock_guard<Mutex> lock(mu_);
+    MutexLock lock(mu_);
     if (closed_ || overflow_) {
       result = Push::kDropped;
     } else if (bytes_ + cost > limit_) {
@@ -58,7 +58,7 @@ Outbox::Push Outbox::Put(OutMessage* m) {
 bool Outbox::Take(std::vector<OutMessage*>* batch) {
   for (;;) {
     {
-      std::lock_guard<Mutex> lock(mu_);
+      MutexLock lock(mu_);
       if (!queue_.empty() && !overflow_) {
         batch->swap(queue_);  // O(1) under the lock; the caller hands back an empty vector
         return true;
@@ -71,20 +71,20 @@ bool Outbox::Take(std::vector<OutMessage*>* batch) {
 }
 
 void Outbox::Written(size_t cost) {
-  std::lock_guard<Mutex> lock(mu_);
+  MutexLock lock(mu_);
   bytes_ -= std::min(cost, bytes_);
 }
 
 void Outbox::Close() {
   {
-    std::lock_guard<Mutex> lock(mu_);
+    MutexLock lock(mu_);
     closed_ = true;
   }
   ready_.Notify();
 }
 
 bool Outbox::overflowed() const {
-  std::lock_guard<Mutex> lock(mu_);
+  MutexLock lock(mu_);
   return overflow_;
 }
 
@@ -231,7 +231,7 @@ void ChatHub::MoveLocked(ChatClient* c, ChatRoom* to, std::string_view reason, b
   if (ChatRoom* from = c->room) {
     bool empty;
     {
-      std::lock_guard<Mutex> lock(from->mu);
+      MutexLock lock(from->mu);
       auto& v = from->members;
       v.erase(std::find(v.begin(), v.end(), c));
       if (!quiet && !v.empty() && v.size() < kAnnounceMax) {
@@ -246,7 +246,7 @@ void ChatHub::MoveLocked(ChatClient* c, ChatRoom* to, std::string_view reason, b
     }
   }
   if (to != nullptr) {
-    std::lock_guard<Mutex> lock(to->mu);
+    MutexLock lock(to->mu);
     to->members.push_back(c);
     c->room = to;
     // The joiner sees it too: confirmation that it worked.
@@ -259,7 +259,7 @@ void ChatHub::MoveLocked(ChatClient* c, ChatRoom* to, std::string_view reason, b
 }
 
 void ChatHub::Enter(ChatClient* c) {
-  std::lock_guard<Mutex> lock(mu_);
+  MutexLock lock(mu_);
   for (;;) {
     std::string nick = proto::GuestNick(next_guest_++);
     if (nicks_.emplace(Key(nick), c).second) {
@@ -272,7 +272,7 @@ void ChatHub::Enter(ChatClient* c) {
 }
 
 void ChatHub::Exit(ChatClient* c, std::string_view reason, bool quiet) {
-  std::lock_guard<Mutex> lock(mu_);
+  MutexLock lock(mu_);
   if (!c->nick.empty()) nicks_.erase(Key(c->nick));
   MoveLocked(c, nullptr, reason, quiet);
 }
@@ -281,18 +281,18 @@ void ChatHub::Say(ChatClient* c, std::string_view text) {
   // c->room changes only on c's own goroutine (this one): no hub lock needed to read it, and the
   // room cannot go away while c is in it.
   ChatRoom* room = c->room;
-  std::lock_guard<Mutex> lock(room->mu);
+  MutexLock lock(room->mu);
   BroadcastLocked(room, proto::SayLine(room->name, c->nick, text), c);
 }
 
 void ChatHub::Me(ChatClient* c, std::string_view text) {
   ChatRoom* room = c->room;
-  std::lock_guard<Mutex> lock(room->mu);
+  MutexLock lock(room->mu);
   BroadcastLocked(room, proto::ActionLine(room->name, c->nick, text), c);
 }
 
 void ChatHub::Nick(ChatClient* c, std::string_view nick) {
-  std::lock_guard<Mutex> lock(mu_);
+  MutexLock lock(mu_);
   std::string key = Key(nick);
   auto it = nicks_.find(key);
   if (it != nicks_.end() && it->second != c) {
@@ -304,7 +304,7 @@ void ChatHub::Nick(ChatClient* c, std::string_view nick) {
   nicks_.emplace(key, c);
   std::string old = std::exchange(c->nick, std::string(nick));
   ChatRoom* room = c->room;
-  std::lock_guard<Mutex> room_lock(room->mu);
+  MutexLock room_lock(room->mu);
   if (room->members.size() <= kAnnounceMax) {
     BroadcastLocked(room, proto::NickLine(old, c->nick), nullptr);
   } else {
@@ -313,7 +313,7 @@ void ChatHub::Nick(ChatClient* c, std::string_view nick) {
 }
 
 void ChatHub::Join(ChatClient* c, std::string_view room) {
-  std::lock_guard<Mutex> lock(mu_);
+  MutexLock lock(mu_);
   if (Key(c->room->name) == Key(room)) {
     c->Send(proto::AlreadyInLine(c->room->name));
     return;
@@ -322,7 +322,7 @@ void ChatHub::Join(ChatClient* c, std::string_view room) {
 }
 
 void ChatHub::PrivateMessage(ChatClient* c, std::string_view to, std::string_view text) {
-  std::lock_guard<Mutex> lock(mu_);
+  MutexLock lock(mu_);
   auto it = nicks_.find(Key(to));
   if (it == nicks_.end()) {
     c->Send(proto::NoSuchUserLine(to));
@@ -335,9 +335,9 @@ void ChatHub::PrivateMessage(ChatClient* c, std::string_view to, std::string_vie
 void ChatHub::Who(ChatClient* c) {
   std::string line;
   {
-    std::lock_guard<Mutex> lock(mu_);
+    MutexLock lock(mu_);
     ChatRoom* room = c->room;
-    std::lock_guard<Mutex> room_lock(room->mu);
+    MutexLock room_lock(room->mu);
     std::vector<std::string_view> names;
     names.reserve(room->members.size());
     for (ChatClient* m : room->members) names.push_back(m->nick);
@@ -352,11 +352,11 @@ void ChatHub::Who(ChatClient* c) {
 void ChatHub::Rooms(ChatClient* c) {
   std::string line;
   {
-    std::lock_guard<Mutex> lock(mu_);
+    MutexLock lock(mu_);
     std::vector<proto::RoomCount> list;
     for (auto& [key, room] : rooms_) {
       if (list.size() == kWhoMax) break;
-      std::lock_guard<Mutex> room_lock(room->mu);
+      MutexLock room_lock(room->mu);
       list.push_back({room->name, room->members.size()});
     }
     line = proto::RoomsLine(list, rooms_.size());  // the names live in rooms_: formatted under mu_

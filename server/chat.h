@@ -70,10 +70,10 @@ class Outbox {
  private:
   const size_t limit_;
   mutable Mutex mu_;
-  std::vector<OutMessage*> queue_;  // under mu_
-  size_t bytes_ = 0;                // Cost() of what is queued or being written; under mu_
-  bool closed_ = false;             // under mu_
-  bool overflow_ = false;           // under mu_
+  std::vector<OutMessage*> queue_ GL_GUARDED_BY(mu_);
+  size_t bytes_ GL_GUARDED_BY(mu_) = 0;  // Cost() of what is queued or being written
+  bool closed_ GL_GUARDED_BY(mu_) = false;
+  bool overflow_ GL_GUARDED_BY(mu_) = false;
   // Notified after every push that the writer must see (and on Close): the writer takes everything
   // queued each time it wakes, so one wake-up stands for any number of pushes.
   Notifier ready_;
@@ -85,7 +85,7 @@ struct ChatRoom {
   explicit ChatRoom(std::string n) : name(std::move(n)) {}
   const std::string name;  // "#lobby"
   Mutex mu;
-  std::vector<ChatClient*> members;  // under mu
+  std::vector<ChatClient*> members GL_GUARDED_BY(mu);
 };
 
 class ChatService;
@@ -111,17 +111,18 @@ class ChatHub {
 
  private:
   static std::string Key(std::string_view nick);
-  // With mu_ held.
-  ChatRoom* RoomLocked(std::string_view name);
-  void MoveLocked(ChatClient* c, ChatRoom* to, std::string_view reason, bool quiet);
-  // Queues `text` to every member of `room` but `except`; with room->mu held.
-  void BroadcastLocked(ChatRoom* room, std::string text, const ChatClient* except);
+  ChatRoom* RoomLocked(std::string_view name) GL_REQUIRES(mu_);
+  void MoveLocked(ChatClient* c, ChatRoom* to, std::string_view reason, bool quiet)
+      GL_REQUIRES(mu_);
+  // Queues `text` to every member of `room` but `except`.
+  void BroadcastLocked(ChatRoom* room, std::string text, const ChatClient* except)
+      GL_REQUIRES(room->mu);
 
   Metrics& metrics_;
   Mutex mu_;
-  uint64_t next_guest_ = 1;                                 // under mu_
-  std::unordered_map<std::string, ChatClient*> nicks_;      // lower-case nick -> client
-  std::map<std::string, std::unique_ptr<ChatRoom>> rooms_;  // by NameKey, sorted for /rooms
+  uint64_t next_guest_ GL_GUARDED_BY(mu_) = 1;
+  std::unordered_map<std::string, ChatClient*> nicks_ GL_GUARDED_BY(mu_);      // by lower-case nick
+  std::map<std::string, std::unique_ptr<ChatRoom>> rooms_ GL_GUARDED_BY(mu_);  // by NameKey
 };
 
 // The chat service: owns the rooms and nicks (its ChatHub) and serves each connection with two

@@ -25,7 +25,7 @@ ConnTicket::~ConnTicket() {
 }
 
 bool ConnTicket::Attach(ConnSession* session) {
-  std::lock_guard<Mutex> lock(tracker_->mu_);
+  MutexLock lock(tracker_->mu_);
   if (tracker_->stopping_) return false;
   tracker_->sessions_.insert(session);
   session_ = session;
@@ -38,13 +38,13 @@ ConnTracker::ConnTracker() = default;
 
 std::optional<ConnTicket> ConnTracker::Admit(ConnLimit* limit) {
   if (limit != nullptr && !limit->TryTake()) return std::nullopt;
-  std::lock_guard<Mutex> lock(mu_);
+  MutexLock lock(mu_);
   ++live_;
   return ConnTicket(this, limit);
 }
 
 void ConnTracker::Leave(ConnSession* session) {
-  std::lock_guard<Mutex> lock(mu_);
+  MutexLock lock(mu_);
   // Under mu_: Stop walks the sessions under it, so a session is never destroyed while Stop
   // still calls it.
   if (session != nullptr) sessions_.erase(session);
@@ -55,7 +55,7 @@ void ConnTracker::Leave(ConnSession* session) {
 }
 
 void ConnTracker::Stop(Clock::time_point flush_by) {
-  std::lock_guard<Mutex> lock(mu_);
+  MutexLock lock(mu_);
   if (stopping_) return;
   stopping_ = true;
   for (ConnSession* s : sessions_) s->Stop(flush_by);  // each returns at once
@@ -69,7 +69,7 @@ bool ConnTracker::Wait(Clock::time_point deadline) {
   for (;;) {
     Chan<bool> idle;
     {
-      std::lock_guard<Mutex> lock(mu_);
+      MutexLock lock(mu_);
       if (live_ == 0) return true;
       if (idle_ == Chan<bool>()) idle_ = MakeChan<bool>();
       idle = idle_;
@@ -80,7 +80,7 @@ bool ConnTracker::Wait(Clock::time_point deadline) {
 }
 
 int64_t ConnTracker::live() const {
-  std::lock_guard<Mutex> lock(mu_);
+  MutexLock lock(mu_);
   return live_;
 }
 

@@ -106,12 +106,12 @@ class ConnTracker {
   void Leave(ConnSession* session);
 
   mutable Mutex mu_;
-  int64_t live_ = 0;                           // under mu_
-  bool stopping_ = false;                      // under mu_
-  std::unordered_set<ConnSession*> sessions_;  // under mu_: attached, not yet left
+  int64_t live_ GL_GUARDED_BY(mu_) = 0;
+  bool stopping_ GL_GUARDED_BY(mu_) = false;
+  std::unordered_set<ConnSession*> sessions_ GL_GUARDED_BY(mu_);  // attached, not yet left
   // Made by Wait while tickets are live, closed (and forgotten) when the last one goes; nil while
-  // nobody waits. Under mu_.
-  Chan<bool> idle_;
+  // nobody waits.
+  Chan<bool> idle_ GL_GUARDED_BY(mu_);
 };
 
 // What a listener's connections get: echo, chat, the HTTP endpoint.
