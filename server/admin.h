@@ -47,8 +47,8 @@ HttpHandler MakeAdminHandler(Metrics& metrics, const AdminOptions& options = {})
 // IPv4 client of a dual-stack listener looks like).
 bool IsLoopback(const net::Addr& addr);
 
-// The running runtime's goroutine dump as text (greenline/dump.h), user goroutines only; cut at 64
-// MiB with a note saying so. Runs the dump on the blocking pool from a goroutine. Empty when no
+// The running runtime's goroutine dump as text (greenline/dump.h), cut at 64 MiB with a note saying
+// so. Runs the dump on the blocking pool from a goroutine. Empty when no
 // runtime runs.
 std::string GoroutineDumpText();
 

@@ -133,7 +133,6 @@ class ChatService final : public Service {
   ChatService(const Config& config, Metrics& metrics, ConnLimit* limit);
 
   const Config& config() const { return config_; }
-  ChatHub& hub() { return hub_; }
 
  protected:
   void Serve(net::Conn conn, ConnTicket ticket) override;

@@ -125,9 +125,7 @@ EchoService::EchoService(const Config& config, Metrics& metrics, ConnLimit* limi
     : Service(ServiceId::kEcho, metrics, limit, protocol::kServerFullLine), config_(config) {}
 
 void EchoService::Serve(net::Conn conn, ConnTicket ticket) {
-  auto state = std::make_unique<EchoConn>(*this, std::move(conn), std::move(ticket));
-  state->Start();
-  ServeHibernating(std::move(state));
+  ServeHibernating(std::make_unique<EchoConn>(*this, std::move(conn), std::move(ticket)));
 }
 
 }  // namespace greenline::server

@@ -79,7 +79,10 @@ class HttpService final : public Service {
   HttpService(HttpHandler handler, const HttpOptions& options);
 
   // Stop as Service::Stop, giving a response being written its write timeout.
+  using Service::Stop;
   void Stop() { Service::Stop(std::chrono::steady_clock::now() + options_.write_timeout); }
+
+  bool RecordsEachConnection() const override { return false; }
 
  protected:
   void Serve(net::Conn conn, ConnTicket ticket) override;

@@ -4,6 +4,7 @@
 // Signals: SIGTERM or SIGINT starts a graceful shutdown (stop accepting, /healthz 503, chat users
 // told, queued output flushed, connections closed, exit 0 within --shutdown-grace); a second one
 // exits at once (status 1). SIGQUIT prints the goroutine dump to stderr and the server runs on.
+#include <pthread.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 
@@ -49,8 +50,8 @@ net::Listener ListenOrDie(std::string_view what, const std::string& addr) {
 }
 
 void Serve(const Config& cfg) {
-  // SIGTERM or SIGINT starts the shutdown (one that arrives while we start up waits in the
-  // channel); a second one ends the process at once.
+  // SIGTERM or SIGINT starts the shutdown; a second one ends the process at once. They stay
+  // watched until the process exits (main() blocked them until this point).
   auto signals = MakeChan<int>(2);
   signal::Notify(signals, {SIGTERM, SIGINT});
 
@@ -112,15 +113,17 @@ void Serve(const Config& cfg) {
   spdlog::info("received {}: shutting down (grace {})", sig == SIGTERM ? "SIGTERM" : "SIGINT",
                FormatDuration(cfg.shutdown_grace));
   auto deadline = Clock::now() + cfg.shutdown_grace;
+  auto returning = MakeChan<bool>();
   WaitGroup second_signal;
   second_signal.Add(1);
   Go([&] {
-    if (std::optional<int> again = signals.RecvOk()) {
-      spdlog::warn("received {} again: exiting now", *again == SIGTERM ? "SIGTERM" : "SIGINT");
+    int again = 0;
+    if (Select(RecvCase(signals, [&](int sig) { again = sig; }), RecvCase(returning)) == 0) {
+      spdlog::warn("received {} again: exiting now", again == SIGTERM ? "SIGTERM" : "SIGINT");
       ShutDownLogs();
       std::_Exit(1);
     }
-    second_signal.Done();  // closed: Serve is returning
+    second_signal.Done();
   });
 
   // /healthz turns 503, and every line connection is told at once; a connection accepted from
@@ -154,8 +157,7 @@ void Serve(const Config& cfg) {
   http_loop.Wait();
   http.Stop();
   http.Wait();
-  signal::Stop(signals);
-  signals.Close();  // after Stop: nothing can be delivered to it any more
+  returning.Close();
   second_signal.Wait();
   ShutDownLogs();
 }
@@ -167,6 +169,14 @@ int main(int argc, char** argv) {
   if (parsed.exit_status) return *parsed.exit_status;
   static Config config;  // outlives the runtime's goroutines (Main exits without unwinding)
   config = parsed.config;
+  // Blocked here, before the logging thread and the runtime's threads exist, so that a signal
+  // during start-up waits for Serve's signal::Notify (which unblocks them where it delivers them)
+  // instead of killing the process with the default action.
+  sigset_t shutdown_signals;
+  sigemptyset(&shutdown_signals);
+  sigaddset(&shutdown_signals, SIGTERM);
+  sigaddset(&shutdown_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &shutdown_signals, nullptr);
   SetUpLogging(config);
 
   Options options;

@@ -1,7 +1,6 @@
 #include "server/server.h"
 
 #include <algorithm>
-#include <mutex>
 #include <utility>
 
 #include "greenline/goroutine.h"
@@ -20,8 +19,10 @@ ConnTicket::ConnTicket(ConnTicket&& other) noexcept
       session_(std::exchange(other.session_, nullptr)) {}
 
 ConnTicket::~ConnTicket() {
+  if (tracker_ == nullptr) return;
+  Detach();
   if (limit_ != nullptr) limit_->Give();
-  if (tracker_ != nullptr) tracker_->Leave(session_);
+  tracker_->Leave();
 }
 
 bool ConnTicket::Attach(ConnSession* session) {
@@ -30,6 +31,14 @@ bool ConnTicket::Attach(ConnSession* session) {
   tracker_->sessions_.insert(session);
   session_ = session;
   return true;
+}
+
+void ConnTicket::Detach() {
+  if (session_ == nullptr) return;
+  // Under the tracker's lock: Stop calls sessions under it, so after this none is calling ours.
+  MutexLock lock(tracker_->mu_);
+  tracker_->sessions_.erase(session_);
+  session_ = nullptr;
 }
 
 // ---- ConnTracker -------------------------------------------------------------------------------
@@ -43,11 +52,8 @@ std::optional<ConnTicket> ConnTracker::Admit(ConnLimit* limit) {
   return ConnTicket(this, limit);
 }
 
-void ConnTracker::Leave(ConnSession* session) {
+void ConnTracker::Leave() {
   MutexLock lock(mu_);
-  // Under mu_: Stop walks the sessions under it, so a session is never destroyed while Stop
-  // still calls it.
-  if (session != nullptr) sessions_.erase(session);
   if (--live_ == 0 && idle_ != Chan<bool>()) {
     idle_.Close();
     idle_ = Chan<bool>();

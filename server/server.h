@@ -72,6 +72,10 @@ class ConnTicket {
   // Attaches the connection's session, for Stop. False once the tracker is stopping: the caller
   // closes the connection without serving it. Once per ticket.
   bool Attach(ConnSession* session);
+  // Detaches it again: once this returns, no Stop calls it (one still running has finished). The
+  // connection still counts until the ticket is destroyed. Call it before the session, or anything
+  // its Stop touches, is destroyed.
+  void Detach();
 
  private:
   friend class ConnTracker;
@@ -103,7 +107,7 @@ class ConnTracker {
 
  private:
   friend class ConnTicket;
-  void Leave(ConnSession* session);
+  void Leave();
 
   mutable Mutex mu_;
   int64_t live_ GL_GUARDED_BY(mu_) = 0;
@@ -128,6 +132,9 @@ class Service {
 
   ServiceId id() const { return id_; }
   Metrics& metrics() const { return metrics_; }
+  // Whether each connection is logged (at debug) as it comes and goes, and counted by why it
+  // ended: the line services' are; the HTTP endpoint's are not (every scrape would drown them).
+  virtual bool RecordsEachConnection() const { return true; }
   ConnTracker& tracker() { return tracker_; }
 
   // Takes an accepted connection: admits it and Serve()s it, or turns it away (the full line, a

@@ -19,13 +19,19 @@ void ConnSession::Start() {
   m.connections_total[service_.id()].Inc();
   m.connections_active[service_.id()].Inc();
   if (!ticket_.Attach(this)) stopping_.store(true, std::memory_order_seq_cst);
-  SPDLOG_DEBUG("{}: {} connected (goroutine {})", ServiceName(service_.id()), peer_, GoroutineId());
+  if (service_.RecordsEachConnection()) {
+    SPDLOG_DEBUG("{}: {} connected (goroutine {})", ServiceName(service_.id()), peer_,
+                 GoroutineId());
+  }
 }
 
+ConnSession::~ConnSession() { ticket_.Detach(); }
+
 void ConnSession::Finish(std::optional<DisconnectReason> reason) {
+  ticket_.Detach();
   Metrics& m = service_.metrics();
   m.connections_active[service_.id()].Dec();
-  if (!reason) return;
+  if (!reason || !service_.RecordsEachConnection()) return;
   m.disconnects_total[*reason].Inc();
   SPDLOG_DEBUG("{}: {} disconnected: {}", ServiceName(service_.id()), peer_,
                DisconnectReasonName(*reason));

@@ -35,12 +35,14 @@ class ConnSession {
               std::function<void()> on_stop = {});
   ConnSession(const ConnSession&) = delete;
   ConnSession& operator=(const ConnSession&) = delete;
+  ~ConnSession();  // detaches, if Finish did not (then before its own members go)
 
   // Counts the connection and attaches it to its service's tracker for shutdown. If shutdown has
   // begun it is stopping at once: the connection ends with kShutdown without being served.
   void Start();
-  // Counts the disconnect (line services; `reason` empty: HTTP, whose disconnects are not
-  // counted). The connection must be closed, or about to be.
+  // Takes the connection off its tracker's registry (no Stop reaches it from now on) and counts
+  // the disconnect, with `reason`, when its service records each connection (the line services).
+  // The connection must be closed, or about to be. Call it before anything `on_stop` touches goes.
   void Finish(std::optional<DisconnectReason> reason);
 
   void Stop(Clock::time_point flush_by);
@@ -124,6 +126,7 @@ using NextStep = std::variant<Resume, DisconnectReason>;
 // Serves a connection on a hibernating goroutine (GoHibernating), so that it holds no stack while
 // its client is quiet. `state` is everything the connection remembers between steps; it has
 //   ConnSession& session();
+//   void Start();                     // on the first step: ConnSession::Start and the like
 //   NextStep Step();                  // one step: serve until there is nothing to do now
 //   void End(DisconnectReason why);   // close, say goodbye, Finish
 // Each step runs in a Frame whose deferred call recovers a panic (logged and counted by the
@@ -131,7 +134,7 @@ using NextStep = std::variant<Resume, DisconnectReason>;
 // then `state` is destroyed, its ticket last.
 template <class State>
 void ServeHibernating(std::unique_ptr<State> state) {
-  GoHibernating([st = std::move(state)]() mutable -> Resume {
+  GoHibernating([st = std::move(state), started = false]() mutable -> Resume {
     std::optional<DisconnectReason> end;
     Resume next;
     Frame([&](Defer& defer) {
@@ -142,6 +145,10 @@ void ServeHibernating(std::unique_ptr<State> state) {
         }
         if (end) st->End(*end);
       });
+      if (!started) {
+        started = true;
+        st->Start();
+      }
       NextStep step = st->Step();
       if (auto* reason = std::get_if<DisconnectReason>(&step)) {
         end = *reason;

@@ -24,7 +24,7 @@ declare -A public_owner=(
   [mutex.h]=sync [wait_group.h]=sync [once.h]=sync [cond.h]=sync [semaphore.h]=sync
   [notifier.h]=sync [internal/sema.h]=sync [internal/wait_list.h]=sync
   [panic.h]=panic [runtime_error.h]=base [log.h]=base [internal/spinlock.h]=base
-  [thread_annotations.h]=base [net.h]=net [signal.h]=signal
+  [thread_annotations.h]=base [internal/lock_guard.h]=base [net.h]=net [signal.h]=signal
 )
 
 fail=0
@@ -52,6 +52,14 @@ owner_of_include() {
     *) echo "" ;;
   esac
 }
+
+runtime_files=$(git ls-files 'runtime/*.h' 'runtime/*.cc')
+other_files=$(git ls-files 'server/*.h' 'server/*.cc' 'protocol/*.h' 'protocol/*.cc' \
+  'loadtest/*.h' 'loadtest/*.cc')
+if [ -z "$runtime_files" ] || [ -z "$other_files" ]; then
+  echo "layering: git ls-files found no sources under $root: nothing was checked"
+  exit 1
+fi
 
 # 1 and 2: the runtime's own files.
 while IFS= read -r file; do
@@ -84,7 +92,7 @@ while IFS= read -r file; do
       say "$file:$line: $from includes $to's internal header $inc"
     fi
   done < <(grep -n '^#include "' "$file" | sed -E 's/^([0-9]+):#include "([^"]+)".*/\1:\2/')
-done < <(git ls-files 'runtime/*.h' 'runtime/*.cc')
+done <<<"$runtime_files"
 
 # 3: everything else that ships (tests may look inside, through greenline::runtime_internals).
 while IFS= read -r file; do
@@ -97,8 +105,7 @@ while IFS= read -r file; do
         ;;
     esac
   done < <(grep -n '^#include "' "$file" | sed -E 's/^([0-9]+):#include "([^"]+)".*/\1:\2/')
-done < <(git ls-files 'server/*.h' 'server/*.cc' 'protocol/*.h' 'protocol/*.cc' \
-  'loadtest/*.h' 'loadtest/*.cc')
+done <<<"$other_files"
 
 if [ "$fail" -ne 0 ]; then
   echo "layering: FAILED"

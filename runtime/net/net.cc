@@ -584,7 +584,7 @@ std::string PollerName() {
 
 std::string PollerReason() {
   auto* np = CurrentNetpoll();
-  return np != nullptr ? np->reason() : "";
+  return np != nullptr ? np->Describe() : "";
 }
 
 }  // namespace greenline::net

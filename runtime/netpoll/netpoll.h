@@ -86,9 +86,9 @@ class Netpoll : public PollerBackend {
   explicit Netpoll(std::string reason) : reason_(std::move(reason)) {}
 
   virtual const char* name() const = 0;
-  const std::string& reason() const { return reason_; }
-  // PollerBackend. WorkersStarting makes this the running backend (CurrentNetpoll), WorkersStopped
-  // makes every PollDesc it opened stale.
+  // PollerBackend. Describe: why this backend runs (the start-up log, net::PollerReason).
+  // WorkersStarting makes this the running backend (CurrentNetpoll), WorkersStopped makes every
+  // PollDesc it opened stale.
   std::string Describe() const final { return reason_; }
   void WorkersStarting() final;
   void WorkersStopped() final;

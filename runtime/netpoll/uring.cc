@@ -59,7 +59,6 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <mutex>
 #include <vector>
 
 #include "greenline/internal/spinlock.h"

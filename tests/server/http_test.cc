@@ -387,6 +387,10 @@ TEST_P(HttpTest, CountsConnectionsAndBytes) {
       EXPECT_EQ(metrics.connections_total[ServiceId::kHttp].Value(), 2u);
       EXPECT_EQ(metrics.connections_active[ServiceId::kHttp].Value(), 2);
       EXPECT_EQ(metrics.bytes_received_total[ServiceId::kHttp].Value(), received);
+      // Counted once the write has returned, which may be after the client has the reply.
+      for (int i = 0; i < 500 && metrics.bytes_sent_total[ServiceId::kHttp].Value() <= 200; ++i) {
+        Sleep(2ms);
+      }
       EXPECT_GT(metrics.bytes_sent_total[ServiceId::kHttp].Value(), 2 * 100u);
     }
     // The clients are gone: the server sees EOF and closes its side.

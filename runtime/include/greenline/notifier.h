@@ -2,7 +2,7 @@
 //
 //   greenline::Notifier ready;
 //   // producers, anywhere:
-//   { std::lock_guard l(mu); queue.push_back(item); }
+//   { greenline::MutexLock l(mu); queue.push_back(item); }
 //   ready.Notify();
 //   // the one consumer:
 //   for (;;) {
@@ -26,11 +26,13 @@
 // without a stack: a step returns ResumeWhenNotified(), and the next step runs once notified.
 // One waiter at a time: a second concurrent waiter is a fatal error.
 //
-// Designed for two wake-up sources. The waiter record is the goroutine alone (no node on its
-// stack), taken out of the Notifier under its lock by whichever Notify() finds it, so a hibernating
-// goroutine that will also wait for its connection (a chat connection that wakes for input or for
-// queued output) needs only a way to register in two places and be readied once: the Notifier's
-// side is TryWait() and ResumeWhenNotified(), and neither holds anything across the wait.
+// Two wake-up sources are not here yet: a hibernating chat connection will want to wake for input
+// or for queued output, whichever comes first. What the Notifier already gives such a wait: the
+// waiter is the goroutine alone (no node on its stack), registered and taken under the Notifier's
+// lock, and readying it consumes the permit, so nothing of the wait is left to clean up. What it
+// still needs: a one-shot claim shared by the two registrations (Go's selectDone), so that only the
+// first source readies the goroutine, and a way to withdraw the other registration when the next
+// step runs (a CancelWait here, and its twin on the connection's poll descriptor).
 //
 // From where: Notify and TryWait from any thread, goroutine or not; they never block. Wait from a
 // goroutine (on a plain thread it polls politely, as the sync types do).

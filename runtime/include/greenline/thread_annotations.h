@@ -47,6 +47,6 @@
 #define GL_RETURN_CAPABILITY(x) GL_THREAD_ANNOTATION(lock_returned(x))
 // Checks at run time that it is held; the analysis then assumes it is.
 #define GL_ASSERT_CAPABILITY(x) GL_THREAD_ANNOTATION(assert_capability(x))
-// Opts one function out, with a comment saying why (a lock handed over a context switch, a
-// deliberately racy read).
+// Opts one function out, with a comment saying why: a lock handed over a context switch, a lock
+// behind a function pointer (runtime/HACKING.md says when it is acceptable).
 #define GL_NO_THREAD_SAFETY_ANALYSIS GL_THREAD_ANNOTATION(no_thread_safety_analysis)
