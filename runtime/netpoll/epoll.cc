@@ -44,7 +44,7 @@ constexpr uint64_t kPointerMask = (uint64_t{1} << 48) - 1;
 class EpollWorkerPoller;
 
 // A socket as the epoll backend sees it.
-struct EpollDesc final : PollDesc {
+struct EpollDesc final : BackendDesc<EpollDesc> {
   // Set by Register, cleared by Teardown; constant in between.
   EpollWorkerPoller* home = nullptr;  // the worker poller whose epoll it is registered with
   // Incarnation: bumped on every reuse, so an event fetched for an earlier socket that had this
@@ -56,17 +56,9 @@ struct EpollDesc final : PollDesc {
   bool wready GL_GUARDED_BY(lock) = false;
 
   void Teardown(bool live) override;
-  void Recycle() override;
 };
 
-PollDescCache<EpollDesc>& Cache() {
-  static auto* cache = new PollDescCache<EpollDesc>();  // never freed: see PollDescCache
-  return *cache;
-}
-
-void EpollDesc::Recycle() { Cache().Put(this); }
-
-EpollDesc* Desc(PollDesc* pd) { return static_cast<EpollDesc*>(pd); }
+EpollDesc* Desc(PollDesc* pd) { return EpollDesc::Of(pd); }
 
 uint64_t Tag(EpollDesc* pd, uint16_t seq) {
   return reinterpret_cast<uint64_t>(pd) | (static_cast<uint64_t>(seq) << 48);
@@ -209,7 +201,7 @@ class EpollNetpoll final : public Netpoll {
   }
 
   PollDesc* NewDesc() override {
-    EpollDesc* pd = Cache().Get();
+    EpollDesc* pd = EpollDesc::Cache().Get();
     SpinLockGuard guard(pd->lock);
     ++pd->seq;
     pd->rready = pd->wready = false;

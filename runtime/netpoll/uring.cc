@@ -112,7 +112,7 @@ struct RecvChunk {
 // while armed, and holds a reference; what it delivers waits here for the goroutine. A one-shot
 // operation is announced in rop/wop so Close and deadlines can cancel it: its goroutine resumes
 // only on its completion, never before (its buffer is in use).
-struct UringDesc final : PollDesc {
+struct UringDesc final : BackendDesc<UringDesc> {
   UringWorkerPoller* recv_home GL_GUARDED_BY(lock) = nullptr;
   bool recv_armed GL_GUARDED_BY(lock) = false;
   // The multishot recv ended for want of buffers: read into the caller's.
@@ -133,17 +133,9 @@ struct UringDesc final : PollDesc {
   // Back to the state of a socket never used.
   void Reset() GL_REQUIRES(lock);
   void Teardown(bool live) override;
-  void Recycle() override;
 };
 
-PollDescCache<UringDesc>& Cache() {
-  static auto* cache = new PollDescCache<UringDesc>();  // never freed: see PollDescCache
-  return *cache;
-}
-
-void UringDesc::Recycle() { Cache().Put(this); }
-
-UringDesc* Desc(PollDesc* pd) { return static_cast<UringDesc*>(pd); }
+UringDesc* Desc(PollDesc* pd) { return UringDesc::Of(pd); }
 
 constexpr unsigned kRingEntries = 1024;
 constexpr unsigned kBufCount = 1024;  // provided buffers per ring (power of two)
@@ -508,7 +500,7 @@ class UringNetpoll final : public Netpoll {
   }
 
   PollDesc* NewDesc() override {
-    UringDesc* pd = Cache().Get();
+    UringDesc* pd = UringDesc::Cache().Get();
     SpinLockGuard guard(pd->lock);
     pd->Reset();
     return pd;

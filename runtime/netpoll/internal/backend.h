@@ -79,6 +79,19 @@ class PollDescCache {
   PollDesc* free_ GL_GUARDED_BY(lock_) = nullptr;
 };
 
+// The base of a backend's descriptor type D (struct D final : BackendDesc<D>): D's cache, Recycle
+// into it, and the cast from the PollDesc the generic code hands back. D implements Teardown.
+template <class D>
+struct BackendDesc : PollDesc {
+  static PollDescCache<D>& Cache() {
+    static auto* cache = new PollDescCache<D>();  // never freed: see PollDescCache
+    return *cache;
+  }
+  // A PollDesc this backend made (NewDesc) as what it is.
+  static D* Of(PollDesc* pd) { return static_cast<D*>(pd); }
+  void Recycle() final { Cache().Put(static_cast<D*>(this)); }
+};
+
 // Parks the calling goroutine as pd's reader (write=false) or writer until readied, and gives the
 // lock back (once the goroutine is switched out). Checks nothing: callers test PollDescError
 // first.
