@@ -176,5 +176,57 @@ TEST_P(ServerTest, AcceptLoopServesEveryConnectionAndReturnsWhenTheListenerClose
   });
 }
 
+// Connections that end on their own while a shutdown's Stop walks them: each session's on_stop
+// touches state the connection owns and destroys once it has finished (chat's outbox, here a heap
+// counter), so a Stop that reached a finished session would read freed memory (ASan says so).
+class EndingService final : public Service {
+ public:
+  explicit EndingService(Metrics& metrics)
+      : Service(ServiceId::kChat, metrics), go_(MakeChan<bool>()) {}
+  void Go() { go_.Close(); }
+  std::atomic<int> served{0};
+  std::atomic<int64_t> stops{0};
+
+ protected:
+  void Serve(net::Conn conn, ConnTicket ticket) override {
+    greenline::Go([this, conn, t = std::move(ticket)]() mutable {
+      auto owned = std::make_unique<std::atomic<int>>(0);
+      ConnSession session(*this, conn, std::move(t), [this, o = owned.get()] {
+        ++*o;
+        ++stops;
+      });
+      session.Start();
+      ++served;
+      go_.RecvOk();
+      Yield();
+      conn.Close();
+      session.Finish(DisconnectReason::kEof);
+      owned.reset();  // what on_stop touches goes: no Stop may reach the session any more
+    });
+  }
+
+ private:
+  Chan<bool> go_;
+};
+
+TEST_P(ServerTest, StressStopWhileConnectionsEndOnTheirOwn) {
+  RunNet(4, [] {
+    constexpr int kConns = 200;
+    Metrics metrics;
+    EndingService service(metrics);
+    std::vector<greenline::testing::ConnPair> pairs;
+    for (int i = 0; i < kConns; ++i) {
+      pairs.push_back(MakeConnPair());
+      service.Accept(pairs.back().server);
+    }
+    while (service.served < kConns) Sleep(1ms);
+    service.Go();                                         // they all start to end ...
+    service.Stop(std::chrono::steady_clock::now() + 1s);  // ... while Stop walks them
+    EXPECT_TRUE(service.Wait(std::chrono::steady_clock::now() + 20s));
+    EXPECT_LE(service.stops, kConns);
+    for (auto& p : pairs) p.client.Close();
+  });
+}
+
 }  // namespace
 }  // namespace greenline::server
