@@ -141,8 +141,8 @@ bool StopTimer(Timer* t) {
   }
 }
 
-int64_t RunDueTimers(Worker* w, int64_t now) {
-  if (w->timer0_when.load(std::memory_order_relaxed) == 0) return now;
+void RunDueTimers(Worker* w, int64_t now) {
+  if (w->timer0_when.load(std::memory_order_relaxed) == 0) return;
   if (now == 0) now = Nanotime();
   for (;;) {
     Timer* due = nullptr;
@@ -168,7 +168,6 @@ int64_t RunDueTimers(Worker* w, int64_t now) {
     }
     s->timers_in_flight.fetch_sub(1, std::memory_order_release);
   }
-  return now;
 }
 
 int64_t EarliestTimer(Sched* s) {

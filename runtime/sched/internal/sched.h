@@ -181,9 +181,9 @@ Worker* CurrentWorker();
 void RunqPut(Worker* w, G* g, bool next);
 void GlobalRunqPut(Sched* s, G* g) GL_EXCLUDES(s->lock);
 void Wakep(Sched* s) GL_EXCLUDES(s->lock);
-int64_t RunDueTimers(Worker* w, int64_t now);  // fires due timers of w; returns now (or 0)
-int64_t EarliestTimer(Sched* s);               // min over workers; 0 when none
-void ClearTimers(Sched* s);                    // at shutdown
+void RunDueTimers(Worker* w, int64_t now);  // fires due timers of w (now: 0 reads it)
+int64_t EarliestTimer(Sched* s);            // min over workers; 0 when none
+void ClearTimers(Sched* s);                 // at shutdown
 bool RunqEmpty(const Worker* w);
 
 // Counts.
