@@ -47,7 +47,7 @@ TEST(NotifierTest, NotificationsBeforeTheWaitCoalesceIntoOne) {
 }
 
 TEST(NotifierTest, AParkedWaiterIsReadiedByANotifyFromAnotherWorkerOrAThread) {
-  int woke = 0;
+  std::atomic<int> woke{0};
   greenline::Run(
       [&] {
         Notifier n;

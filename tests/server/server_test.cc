@@ -137,6 +137,7 @@ TEST_P(ServerTest, AConnectionOverTheLimitIsToldAndClosedAndWaitedFor) {
     EXPECT_TRUE(second.client.Read(&byte, 1).err.eof());  // then closed
     EXPECT_EQ(metrics.disconnects_total[DisconnectReason::kServerFull].Value(), 1u);
     EXPECT_EQ(limit.in_use(), 1) << "the one turned away holds no place";
+    while (service.served < 1) Sleep(1ms);  // the admitted one's goroutine may not have run yet
     EXPECT_EQ(service.served, 1);
     service.Stop(std::chrono::steady_clock::now() + 1s);
     service.ReleaseAll();
