@@ -55,6 +55,7 @@ SCENARIO_TITLE = {
     "chat-1room": "chat, users in 1 room, ramped",
     "chat-10rooms": "chat, users in 10 rooms, ramped",
     "idle": "idle connections",
+    "idle-chat": "idle chat users, rooms of 100",
 }
 SCENARIO_ORDER = list(SCENARIO_TITLE)
 CHARTS = ["echo_throughput", "echo_cpu", "echo_latency", "chat_ramp", "idle_rss"]
@@ -195,8 +196,10 @@ def run_summary(rec):
     mode = res.get("mode")
     if mode == "idle":
         ex = res.get("extra") or {}
+        slope = ex.get("rss_slope_bytes_per_conn")
         parts.append(f"{ex.get('conns_opened', '?'):,} conns at {ex.get('connect_per_second', 0):,.0f}/s, "
-                     f"RSS +{ex.get('rss_per_conn_bytes', 0):,.0f} B/conn, "
+                     f"RSS +{ex.get('rss_per_conn_bytes') or 0:,.0f} B/conn"
+                     + (f" (slope {slope:,.0f} B/conn)" if slope is not None else "") + ", "
                      f"sample {ex.get('sample_ok', '?')}/{ex.get('sample_checked', '?')}")
     else:
         unit = f.get("unit") or "units"
@@ -239,7 +242,8 @@ def cmd_record(a):
     }
     foreign = (rec["figures"] or {}).get("foreign_pct")
     # Idle measures memory, which other tenants of the CPU do not change: never run again.
-    rec["disturbed"] = foreign is not None and foreign > a.max_foreign and a.scenario != "idle"
+    rec["disturbed"] = (foreign is not None and foreign > a.max_foreign
+                        and not a.scenario.startswith("idle"))
     rec["kept"] = verdict == "failed" or not rec["disturbed"] or a.try_ >= a.tries
     with open(a.index, "a") as fh:
         fh.write(json.dumps(rec) + "\n")
@@ -405,23 +409,28 @@ def chat_summary(data, scenario):
     return out
 
 
-def idle_summary(data):
+def idle_summary(data, scenario="idle"):
     rows = {}
-    for s in data.servers("idle"):
-        rs = data.scenario_runs("idle", s)
+    for s in data.servers(scenario):
+        rs = data.scenario_runs(scenario, s)
         if not rs:
-            rows[s] = {"runs": 0, "failed": data.first_failure("idle", s) or "not run"}
+            rows[s] = {"runs": 0, "failed": data.first_failure(scenario, s) or "not run"}
             continue
         exs = [r["result"].get("extra") or {} for r in rs]
         row = {"runs": len(rs)}
         for k in ("conns_opened", "connect_per_second", "rss_before_bytes", "rss_after_bytes",
-                  "rss_per_conn_bytes"):
+                  "rss_per_conn_bytes", "conns_at_slope_from", "rss_slope_bytes_per_conn"):
             row[k] = med([e.get(k) for e in exs])
+        slopes = [e.get("rss_slope_bytes_per_conn") for e in exs]
+        slopes = [v for v in slopes if v is not None]
+        row["slope_spread"] = (min(slopes), max(slopes)) if slopes else None
         row["sample"] = f"{sum(e.get('sample_ok', 0) for e in exs)}/{sum(e.get('sample_checked', 0) for e in exs)}"
         rows[s] = row
     base = rows.get("greenline", {})
     for s, row in rows.items():
         row["ratio_rss_per_conn"] = ratio(row.get("rss_per_conn_bytes"), base.get("rss_per_conn_bytes"))
+        row["ratio_slope"] = ratio(row.get("rss_slope_bytes_per_conn"),
+                                   base.get("rss_slope_bytes_per_conn"))
     return rows
 
 
@@ -437,7 +446,7 @@ def bracket(row):
     return f"[{row['per_second']:,.0f}, {hi})"
 
 
-def goals(data, echo, chat, idle):
+def goals(data, echo, chat, idle, idle_chat=None):
     g = []
     e = echo.get("echo-100c", {})
     gl = e.get("greenline", {})
@@ -493,6 +502,19 @@ def goals(data, echo, chat, idle):
         g.append(goal(text, "PASS" if r <= 0.5 else "MISS",
                       f"{r:.2f}x ({gl_i['rss_per_conn_bytes']:,.0f} vs {go_i['rss_per_conn_bytes']:,.0f} "
                       f"bytes per connection, {gl_i['conns_opened']:,.0f} connections)"))
+    text = "idle-chat: greenline RSS slope per idle chat user <= 4 KiB (Go's for context)"
+    gl_c, go_c = (idle_chat or {}).get("greenline", {}), (idle_chat or {}).get("go", {})
+    if not gl_c.get("runs") or gl_c.get("rss_slope_bytes_per_conn") is None:
+        g.append(goal(text, "n/a", "not measured"))
+    else:
+        v = gl_c["rss_slope_bytes_per_conn"]
+        lo, hi = gl_c["slope_spread"]
+        m = (f"{v:,.0f} bytes per user (median of {gl_c['runs']}, {lo:,.0f}-{hi:,.0f}), "
+             f"{gl_c['conns_at_slope_from']:,.0f} to {gl_c['conns_opened']:,.0f} users")
+        go_v = go_c.get("rss_slope_bytes_per_conn")
+        if go_v:
+            m += f"; Go {go_v:,.0f} ({v / go_v:.2f}x)"
+        g.append(goal(text, "PASS" if v <= 4096 else "MISS", m))
     for scenario in ("chat-1room", "chat-10rooms"):
         c = chat.get(scenario)
         text = f"{scenario}: sustained zero-loss delivery rate >= 1.5x Go's"
@@ -767,19 +789,28 @@ def chat_section(sc, c, data, settings):
     return "\n".join(out)
 
 
-def idle_section(rows):
+def idle_section(rows, scenario="idle"):
     header = ["server", "runs", "connections", "connects/s", "RSS before MiB", "RSS after MiB",
               "RSS growth per connection", "vs greenline", "sample answered"]
+    slope = scenario == "idle-chat"
+    if slope:
+        header[6:8] = ["RSS growth per connection", "slope per connection (spread)", "vs greenline"]
     body = []
     for s, r in rows.items():
         if not r.get("runs"):
             body.append(not_run_row(s, r, len(header)))
             continue
-        body.append([label(s), r["runs"], num(r["conns_opened"]), num(r["connect_per_second"]),
-                     num((r["rss_before_bytes"] or 0) / 2**20, 1),
-                     num((r["rss_after_bytes"] or 0) / 2**20, 1),
-                     num(r["rss_per_conn_bytes"], 0, " B"), rx(r["ratio_rss_per_conn"]), r["sample"]])
-    return f"### idle: {SCENARIO_TITLE['idle']}\n\n" + md_table(header, body) + "\n"
+        row = [label(s), r["runs"], num(r["conns_opened"]), num(r["connect_per_second"]),
+               num((r["rss_before_bytes"] or 0) / 2**20, 1),
+               num((r["rss_after_bytes"] or 0) / 2**20, 1),
+               num(r["rss_per_conn_bytes"], 0, " B"), rx(r["ratio_rss_per_conn"]), r["sample"]]
+        if slope:
+            spread = r.get("slope_spread")
+            row[7:8] = [num(r["rss_slope_bytes_per_conn"], 0, " B")
+                        + (f" ({spread[0]:,.0f}-{spread[1]:,.0f})" if spread else ""),
+                        rx(r["ratio_slope"])]
+        body.append(row)
+    return f"### {scenario}: {SCENARIO_TITLE[scenario]}\n\n" + md_table(header, body) + "\n"
 
 
 def sanity(data):
@@ -827,7 +858,8 @@ def cmd_report(a):
     echo = {sc: echo_summary(data, sc) for sc in SCENARIO_ORDER if sc.startswith("echo-") and sc in present}
     chat = {sc: chat_summary(data, sc) for sc in ("chat-1room", "chat-10rooms") if sc in present}
     idle = idle_summary(data) if "idle" in present else {}
-    gls = goals(data, echo, chat, idle)
+    idle_chat = idle_summary(data, "idle-chat") if "idle-chat" in present else {}
+    gls = goals(data, echo, chat, idle, idle_chat)
     hyper = f" ({machine['hypervisor']} guest)" if machine.get("hypervisor") else ""
     stamp = (f"{machine.get('model')}, {machine.get('cpus')} CPUs{hyper}; kernel {machine.get('kernel')}; "
              f"{machine.get('compiler')}; commit {machine.get('commit')}; {when}", a.command)
@@ -904,6 +936,13 @@ def cmd_report(a):
                   "growth per connection = (server RSS after the last connect - before the first) / "
                   "connections.\n")
         md.append(idle_section(idle))
+    if idle_chat:
+        md.append("## Idle chat\n")
+        md.append(f"{int(settings['idle_chat_conns']):,} chat users, each read its welcome, joined a "
+                  "room of 100 and drained what it was sent; the slope is the RSS growth per user "
+                  "from a third of them to all, measured once the join traffic was over, so what "
+                  "the allocator keeps after the first join storm does not count.\n")
+        md.append(idle_section(idle_chat, "idle-chat"))
     if pngs:
         md.append("## Charts\n")
         md.append("\n".join(f"![{p}]({p})" for p in pngs) + "\n")
@@ -934,7 +973,8 @@ def cmd_report(a):
         "tool": "loadtest/bench", "date": when, "command": a.command, "build": a.build_how,
         "quick": a.quick == "1", "elapsed_seconds": int(a.elapsed), "machine": machine,
         "settings": settings, "goals": gls,
-        "summary": {"echo": echo, "chat": {k: v for k, v in chat.items()}, "idle": idle},
+        "summary": {"echo": echo, "chat": {k: v for k, v in chat.items()}, "idle": idle,
+                    "idle-chat": idle_chat},
         "sanity_problems": bad, "charts": pngs, "runs": runs,
     }
     with open(os.path.join(a.out, "latest.json"), "w") as fh:

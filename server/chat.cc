@@ -4,6 +4,9 @@
 #include <cctype>
 #include <chrono>
 #include <cstring>
+#include <memory>
+#include <optional>
+#include <span>
 #include <utility>
 
 #include "greenline/goroutine.h"
@@ -55,19 +58,14 @@ Outbox::Push Outbox::Put(OutMessage* m) {
   return result;
 }
 
-bool Outbox::Take(std::vector<OutMessage*>* batch) {
-  for (;;) {
-    {
-      MutexLock lock(mu_);
-      if (!queue_.empty() && !overflow_) {
-        batch->swap(queue_);  // O(1) under the lock; the caller hands back an empty vector
-        return true;
-      }
-      if (closed_ || overflow_) return false;
-    }
-    // A push between the look above and this wait left the permit set: no wake-up is lost.
-    ready_.Wait();
+Outbox::Taken Outbox::TryTake(std::vector<OutMessage*>* batch) {
+  MutexLock lock(mu_);
+  if (overflow_) return Taken::kDone;
+  if (!queue_.empty()) {
+    batch->swap(queue_);  // O(1) under the lock; the caller hands back an empty vector
+    return Taken::kBatch;
   }
+  return closed_ ? Taken::kDone : Taken::kEmpty;
 }
 
 void Outbox::Written(size_t cost) {
@@ -90,14 +88,15 @@ bool Outbox::overflowed() const {
 
 // ---- ChatClient ------------------------------------------------------------------------------
 
-// One connection's state. Its handler goroutine owns everything but `outbox` (any goroutine pushes)
-// and `nick`/`room` (written by the handler under the hub's mutex, read by others under it).
+// What a connection's reader (ChatConn, below), its writer and the hub share. The reader owns it
+// and destroys it only once the writer has ended. Its `outbox` takes pushes from any goroutine;
+// `nick`/`room` are written by the reader under the hub's mutex and read by others under it; the
+// writer's buffers are the writer's alone.
 class ChatClient {
  public:
   ChatClient(ChatService& service, net::Conn conn, ConnTicket ticket)
       : session(service, std::move(conn), std::move(ticket), [this] { OnStop(); }),
-        outbox(service.config().out_queue),
-        writer_done(MakeChan<bool>()) {}
+        outbox(service.config().out_queue) {}
 
   // Queues a line for this client alone.
   void Send(std::string text) { Deliver(OutMessage::Make(std::move(text), 1)); }
@@ -106,14 +105,17 @@ class ChatClient {
     if (outbox.Put(m) == Outbox::Push::kOverflow) session.CutOff(DisconnectReason::kTooSlow);
   }
 
-  void WriterLoop();
+  // Starts the writer: a hibernating goroutine that drains the outbox to the socket and holds a
+  // stack only while there is something to write. `writer_done` is closed when it ends.
+  void StartWriter();
+  bool writer_started() const { return writer_done_.has_value(); }
+  const Chan<bool>& writer_done() const { return *writer_done_; }
 
   const net::Conn& conn() const { return session.conn(); }
   Metrics& metrics() const { return session.service().metrics(); }
 
   ConnSession session;  // first: its ticket goes last
   Outbox outbox;
-  Chan<bool> writer_done;    // closed when the writer goroutine ends
   std::string nick;          // under the hub's mutex
   ChatRoom* room = nullptr;  // under the hub's mutex
 
@@ -127,64 +129,110 @@ class ChatClient {
     }
     Send(std::string(proto::kShutdownLine));
   }
+
+  // One step of the writer: writes what is queued until nothing is (true: wait for more) or the
+  // writer is done (false: closed and drained, overflowed, a failed write, a panic).
+  bool WriterStep();
+  bool WriteQueued();
+  // Writes `data` and releases `cost` of the queue; false when the connection is done.
+  bool Flush(std::string_view data, size_t cost);
+
+  std::optional<Chan<bool>> writer_done_;
+  std::vector<OutMessage*> batch_;  // the writer's: what it took from the outbox
+  std::string buf_;                 // the writer's: the bytes of one write
+  bool mid_line_ = false;           // the writer's: a failed write may have sent part of a line
 };
 
-void ChatClient::WriterLoop() {
+void ChatClient::StartWriter() {
+  writer_done_ = MakeChan<bool>();
+  GoHibernating([this, done = *writer_done_]() -> Resume {
+    if (WriterStep()) return outbox.ResumeWhenReady();
+    done.Close();  // the reader may destroy this client from here on: touch nothing of it
+    return Resume::Done();
+  });
+}
+
+bool ChatClient::WriterStep() {
+  bool more = false;
   Frame([&](Defer& defer) {
     defer([&] {
       if (PanicValue v = Recover()) {
         session.LogPanic(v);
         session.CutOff(DisconnectReason::kPanic);
+        more = false;
       }
-      writer_done.Close();
     });
-    std::vector<OutMessage*> batch;
-    std::string buf;
-    Metrics& m = metrics();
-    bool mid_line = false;  // a failed write may have sent part of a line
-    // Writes buf (at most about kChunk bytes: a lagging reader's 1 MiB backlog is not copied in
-    // one piece) and releases its share of the queue. False when the connection is done.
-    auto flush = [&](size_t cost) {
-      auto r = conn().Write(buf);
-      outbox.Written(cost);
-      if (r.n > 0) {
-        m.bytes_sent_total[ServiceId::kChat].Add(r.n);
-        // Lines, not messages: /help is one message of many lines.
-        m.lines_sent_total[ServiceId::kChat].Add(
-            static_cast<uint64_t>(std::count(buf.begin(), buf.begin() + r.n, '\n')));
-      }
-      mid_line = r.n > 0 && buf[r.n - 1] != '\n';
-      buf.clear();
-      if (r.err && !outbox.overflowed()) session.CutOff(DisconnectReason::kError);
-      return !r.err;
-    };
-    constexpr size_t kChunk = 64 * 1024;
+    more = WriteQueued();
+  });
+  return more;
+}
+
+bool ChatClient::WriteQueued() {
+  // At most about kChunk bytes per write: a lagging reader's 1 MiB backlog is not copied in one
+  // piece.
+  constexpr size_t kChunk = 64 * 1024;
+  for (;;) {
+    switch (outbox.TryTake(&batch_)) {
+      case Outbox::Taken::kEmpty:
+        // Nothing to write: what this burst grew goes, so an idle connection keeps no buffer.
+        std::vector<OutMessage*>().swap(batch_);
+        std::string().swap(buf_);
+        return true;
+      case Outbox::Taken::kDone:
+        if (outbox.overflowed()) {
+          // Best effort: the socket is most likely full, which is why we are here.
+          conn().SetWriteDeadline(Clock::now() + std::chrono::milliseconds(100));
+          conn().Write(proto::TooSlowLine(mid_line_));
+        }
+        return false;
+      case Outbox::Taken::kBatch:
+        break;
+    }
     bool ok = true;
-    while (ok && outbox.Take(&batch)) {
+    if (batch_.size() == 1) {
+      // One message (the usual case below a room's top rate): written from where it is.
+      ok = Flush(batch_[0]->text, Outbox::Cost(batch_[0]));
+      batch_[0]->Unref();
+    } else {
       size_t cost = 0;
-      for (OutMessage* msg : batch) {
+      for (OutMessage* msg : batch_) {
         if (ok) {
-          buf += msg->text;
+          buf_ += msg->text;
           cost += Outbox::Cost(msg);
-          if (buf.size() >= kChunk) {
-            ok = flush(cost);
+          if (buf_.size() >= kChunk) {
+            ok = Flush(buf_, cost);
+            buf_.clear();
             cost = 0;
           }
         }
         msg->Unref();
       }
-      if (ok && !buf.empty()) ok = flush(cost);
-      batch.clear();
-      // What a burst grew is not kept for the rest of the connection.
-      if (batch.capacity() > 1024) std::vector<OutMessage*>().swap(batch);
-      if (buf.capacity() > 2 * kChunk) std::string().swap(buf);
+      if (ok && !buf_.empty()) ok = Flush(buf_, cost);
+      buf_.clear();
     }
-    if (outbox.overflowed()) {
-      // Best effort: the socket is most likely full, which is why we are here.
-      conn().SetWriteDeadline(Clock::now() + std::chrono::milliseconds(100));
-      conn().Write(proto::TooSlowLine(mid_line));
+    batch_.clear();
+    if (!ok) {
+      // The writer ends here; a reader cut off as too slow still hears it (TryTake: kDone).
+      if (outbox.overflowed()) continue;
+      return false;
     }
-  });
+    if (buf_.capacity() > 2 * kChunk) std::string().swap(buf_);
+  }
+}
+
+bool ChatClient::Flush(std::string_view data, size_t cost) {
+  Metrics& m = metrics();
+  auto r = conn().Write(data);
+  outbox.Written(cost);
+  if (r.n > 0) {
+    m.bytes_sent_total[ServiceId::kChat].Add(r.n);
+    // Lines, not messages: /help is one message of many lines.
+    m.lines_sent_total[ServiceId::kChat].Add(
+        static_cast<uint64_t>(std::count(data.begin(), data.begin() + r.n, '\n')));
+  }
+  mid_line_ = r.n > 0 && data[r.n - 1] != '\n';
+  if (r.err && !outbox.overflowed()) session.CutOff(DisconnectReason::kError);
+  return !r.err;
 }
 
 // ---- ChatHub ---------------------------------------------------------------------------------
@@ -388,130 +436,187 @@ class TokenBucket {
   Clock::time_point last_ = Clock::now();
 };
 
-struct LineResult {
-  bool quit = false;
-  std::string quit_reason;
-};
-
-class ChatHandler {
+// One chat connection: its reader's state between the steps of its hibernating goroutine
+// (ServeHibernating), and the ChatClient its writer and the hub share. The reader reads, parses and
+// acts; between reads it holds no stack, and its framer holds no buffer unless a partial line is
+// pending.
+class ChatConn {
  public:
-  ChatHandler(ChatHub& hub, ChatClient& client, const Config& cfg)
-      : hub_(hub), c_(client), cfg_(cfg), bucket_(cfg_.chat_rate, cfg_.chat_burst) {}
+  ChatConn(ChatService& service, ChatHub& hub, net::Conn conn, ConnTicket ticket)
+      : client_(service, conn, std::move(ticket)),
+        hub_(hub),
+        cfg_(service.config()),
+        counters_(service.metrics(), ServiceId::kChat),
+        framer_(cfg_.max_line),
+        idle_(cfg_.idle_timeout, std::move(conn), /*both=*/false),
+        bucket_(cfg_.chat_rate, cfg_.chat_burst) {}
 
-  // Reads and acts until the connection should end; says why.
-  DisconnectReason Run(std::string* quit_reason) {
-    proto::TelnetFilter telnet;
-    proto::LineFramer framer(cfg_.max_line);
-    IdleTimer idle(cfg_.idle_timeout, c_.conn(), /*both=*/false);
-    ConnCounters counters(c_.metrics(), ServiceId::kChat);
-    std::string reply;
+  ConnSession& session() { return client_.session; }
+
+  // Counts the connection, starts its writer, says welcome and joins the lobby, unless shutdown
+  // has begun (then the first step ends it with kShutdown, unserved).
+  void Start() {
+    ConnSession& session = client_.session;
+    session.Start();
+    idle_.Touch();
+    if (session.stopping()) return;
+    client_.StartWriter();
+    if (session.stopping()) return;  // shutdown began since Start(): no welcome, no join notice
+    hub_.Enter(&client_);
+    entered_ = true;
+  }
+
+  // Reads and acts until the client has nothing more to say (then hibernates until it does) or
+  // the connection should end. The idle deadline moves when a read brought something (and at the
+  // start), not when a step begins: a step woken by the deadline itself must see it passed.
+  NextStep Step() {
     for (;;) {
-      idle.Touch();
-      if (c_.session.stopping()) return DisconnectReason::kShutdown;
-      if (auto why = c_.session.cut()) return *why;
-      // Straight into the framer's buffer (no buffer on this goroutine's stack: an idle
-      // connection's stack stays one page), telnet commands filtered out in place.
-      std::span<char> space = framer.Space();
-      auto [n, err] = c_.conn().Read(space.data(), space.size());
+      // After the idle deadline moved (a Stop racing with that move is seen here).
+      if (client_.session.stopping()) return DisconnectReason::kShutdown;
+      if (auto why = client_.session.cut()) return *why;
+      // Straight into the framer's buffer, telnet commands filtered out in place.
+      std::span<char> space = framer_.Space();
+      auto [n, err] = conn().TryRead(space.data(), space.size());
+      if (err.would_block()) {
+        framer_.Trim();  // no buffer while idle, unless a partial line is pending
+        return conn().ResumeWhenReadable();
+      }
       if (n > 0) {
-        counters.Received(n);
-        reply.clear();
-        framer.Commit(telnet.FeedInPlace(space.first(n), &reply));
-        if (!reply.empty()) c_.Send(reply);
-        proto::LineFramer::Line line;
-        proto::LineFramer::Status st;
-        uint64_t lines = 0;
-        while ((st = framer.Next(&line)) == proto::LineFramer::Status::kLine) {
-          ++lines;
-          if (OnLine(line.content, quit_reason)) {
-            counters.LinesReceived(lines);
-            return DisconnectReason::kQuit;
-          }
-          // A read full of short lines into a big room is thousands of deliveries: let this
-          // worker's other goroutines (and its poller) run between lines now and then. Counted
-          // across reads: a sender that keeps the socket full never parks in Read.
-          if (++since_yield_ == 32) {
-            since_yield_ = 0;
-            Yield();
-          }
-        }
-        counters.LinesReceived(lines);
-        if (st == proto::LineFramer::Status::kTooLong) {
-          c_.Send(proto::LineTooLongLine(cfg_.max_line));
-          return DisconnectReason::kLineTooLong;
-        }
+        idle_.Touch();
+        counters_.Received(n);
+        reply_.clear();
+        framer_.Commit(telnet_.FeedInPlace(space.first(n), &reply_));
+        if (!reply_.empty()) client_.Send(reply_);
+        if (std::optional<DisconnectReason> end = HandleLines()) return *end;
       }
       if (err) {
         // `printf '/quit' | nc`: a last line without its LF still counts.
-        if (err.eof() && framer.Buffered() > 0) {
-          counters.LinesReceived(1);
-          if (OnLine(framer.Rest(), quit_reason)) return DisconnectReason::kQuit;
+        if (err.eof() && framer_.Buffered() > 0) {
+          counters_.LinesReceived(1);
+          if (OnLine(framer_.Rest())) return DisconnectReason::kQuit;
         }
-        return c_.session.ReasonFor(err);
+        return client_.session.ReasonFor(err);
       }
     }
   }
 
+  // The room hears that the client left (unless everyone is leaving: a shutdown); what is queued
+  // goes out (the goodbye, "! internal error", and at shutdown everything accepted before it and
+  // the notice) for up to two seconds, or at shutdown until the flush deadline; then the socket
+  // closes, which also ends a writer stuck on a full socket.
+  void End(DisconnectReason reason) {
+    ConnSession& session = client_.session;
+    if (reason == DisconnectReason::kPanic) client_.Send(std::string(proto::kInternalErrorLine));
+    if (entered_) {
+      std::string why = reason == DisconnectReason::kQuit ? quit_reason_ : std::string();
+      hub_.Exit(&client_, why, reason == DisconnectReason::kShutdown);
+    }
+    client_.outbox.Close();
+    if (client_.writer_started()) {
+      auto wait = Clock::duration(std::chrono::seconds(2));
+      if (session.stopping()) {
+        wait = std::max(session.flush_by() - Clock::now(), Clock::duration::zero());
+      }
+      Select(RecvCase(client_.writer_done()), RecvCase(After(wait)));
+    }
+    if (reason == DisconnectReason::kError || reason == DisconnectReason::kTooSlow) {
+      conn().Close();  // nobody to tell, or nobody listening
+    } else {
+      LingeringClose(conn(), &client_.metrics(), ServiceId::kChat);
+    }
+    if (client_.writer_started()) client_.writer_done().RecvOk();
+    session.Finish(reason);
+  }
+
  private:
+  const net::Conn& conn() const { return client_.conn(); }
+
+  // Acts on the lines the last read completed; the reason to end, if any.
+  std::optional<DisconnectReason> HandleLines() {
+    proto::LineFramer::Line line;
+    proto::LineFramer::Status st;
+    uint64_t lines = 0;
+    while ((st = framer_.Next(&line)) == proto::LineFramer::Status::kLine) {
+      ++lines;
+      if (OnLine(line.content)) {
+        counters_.LinesReceived(lines);
+        return DisconnectReason::kQuit;
+      }
+      // A read full of short lines into a big room is thousands of deliveries: let this worker's
+      // other goroutines (and its poller) run between lines now and then. Counted across reads: a
+      // sender that keeps the socket full never waits for it.
+      if (++since_yield_ == 32) {
+        since_yield_ = 0;
+        Yield();
+      }
+    }
+    counters_.LinesReceived(lines);
+    if (st == proto::LineFramer::Status::kTooLong) {
+      client_.Send(proto::LineTooLongLine(cfg_.max_line));
+      return DisconnectReason::kLineTooLong;
+    }
+    return std::nullopt;
+  }
+
   // True when the client quit.
-  bool OnLine(std::string_view raw, std::string* quit_reason) {
+  bool OnLine(std::string_view raw) {
     std::string text = proto::SanitizeText(raw);
     proto::Command cmd = proto::ParseChatLine(text, cfg_.debug_commands);
     if (cmd.kind == proto::Command::Kind::kNone) return false;  // an empty line
     // /quit always gets through: a flooder must be able to leave.
     if (cmd.kind != proto::Command::Kind::kQuit && !bucket_.Take()) {
-      c_.metrics().rate_limited_total[ServiceId::kChat].Inc();
+      client_.metrics().rate_limited_total[ServiceId::kChat].Inc();
       // One notice per second at most: a flood must not turn into a flood of notices.
       auto now = Clock::now();
       if (now - last_limited_notice_ >= std::chrono::seconds(1)) {
         last_limited_notice_ = now;
-        c_.Send(std::string(proto::kRateLimitedLine));
+        client_.Send(std::string(proto::kRateLimitedLine));
       }
       return false;
     }
     using K = proto::Command::Kind;
     switch (cmd.kind) {
       case K::kSay:
-        hub_.Say(&c_, cmd.text);
+        hub_.Say(&client_, cmd.text);
         break;
       case K::kMe:
-        hub_.Me(&c_, cmd.text);
+        hub_.Me(&client_, cmd.text);
         break;
       case K::kNick:
-        hub_.Nick(&c_, cmd.name);
+        hub_.Nick(&client_, cmd.name);
         break;
       case K::kJoin:
-        hub_.Join(&c_, cmd.room);
+        hub_.Join(&client_, cmd.room);
         break;
       case K::kPart:
-        hub_.Join(&c_, proto::kLobby);
+        hub_.Join(&client_, proto::kLobby);
         break;
       case K::kMsg:
-        hub_.PrivateMessage(&c_, cmd.name, cmd.text);
+        hub_.PrivateMessage(&client_, cmd.name, cmd.text);
         break;
       case K::kWho:
-        hub_.Who(&c_);
+        hub_.Who(&client_);
         break;
       case K::kRooms:
-        hub_.Rooms(&c_);
+        hub_.Rooms(&client_);
         break;
       case K::kHelp:
-        c_.Send(proto::HelpText(cfg_.debug_commands));
+        client_.Send(proto::HelpText(cfg_.debug_commands));
         break;
       case K::kQuit:
-        *quit_reason = std::string(cmd.text);
-        c_.Send(std::string(proto::kByeLine));
+        quit_reason_ = std::string(cmd.text);
+        client_.Send(std::string(proto::kByeLine));
         return true;
       case K::kDebugPanic:
-        Panic("/debug panic from " + c_.session.peer());
+        Panic("/debug panic from " + client_.session.peer());
       case K::kDebugBlock:
-        c_.Send(proto::DebugBlockLine(cmd.seconds));
+        client_.Send(proto::DebugBlockLine(cmd.seconds));
         After(std::chrono::duration_cast<std::chrono::nanoseconds>(
                   std::chrono::duration<double>(cmd.seconds)))
             .Recv();
         break;
       case K::kInvalid:
-        c_.Send(proto::ErrorLine(cmd.error));
+        client_.Send(proto::ErrorLine(cmd.error));
         break;
       case K::kNone:
         break;
@@ -519,12 +624,19 @@ class ChatHandler {
     return false;
   }
 
+  ChatClient client_;
   ChatHub& hub_;
-  ChatClient& c_;
   const Config& cfg_;
+  ConnCounters counters_;
+  proto::TelnetFilter telnet_;
+  proto::LineFramer framer_;
+  IdleTimer idle_;
   TokenBucket bucket_;
+  std::string reply_;  // telnet's answers to the last read
+  std::string quit_reason_;
   Clock::time_point last_limited_notice_{};
-  int since_yield_ = 0;  // lines handled since this goroutine last yielded
+  int since_yield_ = 0;   // lines handled since this goroutine last yielded
+  bool entered_ = false;  // Enter()ed the hub: Exit() it at the end
 };
 
 }  // namespace
@@ -535,60 +647,7 @@ ChatService::ChatService(const Config& config, Metrics& metrics, ConnLimit* limi
       hub_(metrics) {}
 
 void ChatService::Serve(net::Conn conn, ConnTicket ticket) {
-  Go([this, conn, t = std::move(ticket)]() mutable { ServeConn(conn, std::move(t)); });
-}
-
-void ChatService::ServeConn(net::Conn conn, ConnTicket ticket) {
-  ChatClient client(*this, conn, std::move(ticket));
-  ConnSession& session = client.session;
-  DisconnectReason reason = DisconnectReason::kError;
-  std::string quit_reason;
-  bool entered = false, writer = false;
-  Frame([&](Defer& defer) {
-    defer([&] {
-      if (PanicValue v = Recover()) {
-        reason = DisconnectReason::kPanic;
-        session.LogPanic(v);
-        client.Send(std::string(proto::kInternalErrorLine));
-      }
-      if (entered) {
-        std::string why = reason == DisconnectReason::kQuit ? quit_reason : std::string();
-        hub_.Exit(&client, why, reason == DisconnectReason::kShutdown);
-      }
-      // What is queued goes out (the goodbye, "! internal error", and at shutdown everything
-      // accepted before it and the notice) for up to two seconds, or at shutdown until the flush
-      // deadline; then the socket closes, which also ends a writer stuck on a full socket.
-      client.outbox.Close();
-      if (writer) {
-        auto wait = Clock::duration(std::chrono::seconds(2));
-        if (session.stopping()) {
-          wait = std::max(session.flush_by() - Clock::now(), Clock::duration::zero());
-        }
-        Select(RecvCase(client.writer_done), RecvCase(After(wait)));
-      }
-      if (reason == DisconnectReason::kError || reason == DisconnectReason::kTooSlow) {
-        conn.Close();  // nobody to tell, or nobody listening
-      } else {
-        LingeringClose(conn, &metrics(), ServiceId::kChat);
-      }
-      if (writer) client.writer_done.RecvOk();
-      session.Finish(reason);
-    });
-    session.Start();
-    if (session.stopping()) {  // shutdown has begun: not served
-      reason = DisconnectReason::kShutdown;
-      return;
-    }
-    writer = true;
-    Go([&client] { client.WriterLoop(); });
-    if (session.stopping()) {  // shutdown began since Start(): no welcome, no join notice
-      reason = DisconnectReason::kShutdown;
-      return;
-    }
-    hub_.Enter(&client);
-    entered = true;
-    reason = ChatHandler(hub_, client, config_).Run(&quit_reason);
-  });
+  ServeHibernating(std::make_unique<ChatConn>(*this, hub_, std::move(conn), std::move(ticket)));
 }
 
 }  // namespace greenline::server

@@ -1,9 +1,12 @@
 // The chat service: rooms, nicks, private messages, for humans on telnet and for load tests.
 //
-// Each connection is two goroutines: its handler reads, parses and acts (ChatService::ServeConn),
-// and a writer drains the connection's bounded output queue (Outbox) to the socket. Delivering a
-// message is queueing it, never writing to someone else's socket, so a reader that falls behind
-// never slows the room: past --out-queue bytes it is cut off ("! too slow").
+// Each connection is two hibernating goroutines (GoHibernating): its reader reads, parses and acts,
+// and its writer drains the connection's bounded output queue (Outbox) to the socket. Each holds a
+// stack only while it has work: the reader while its client's input is being handled, the writer
+// while output is queued or being written, so a connection with nothing to read and nothing to
+// send holds none. Delivering a message is queueing it, never writing to someone else's socket, so
+// a reader that falls behind never slows the room: past --out-queue bytes it is cut off
+// ("! too slow").
 //
 // State: the Hub's mutex guards nicks and room membership changes; each room's own mutex guards
 // its member list, so messages in different rooms fan out in parallel. Lock order: hub, then
@@ -55,15 +58,22 @@ class Outbox {
   // outbox; the message is dropped and the caller cuts the reader off). kDropped: closed or
   // overflowed before; the message is dropped. Dropped messages' references are released.
   Push Put(OutMessage* m);
-  // Waits until there is something to write or the outbox is closed and empty (false). `batch`
-  // must be empty: it is swapped with the queue. The caller writes the messages, then calls
-  // Written(sum of their Cost()) and Unrefs them.
-  bool Take(std::vector<OutMessage*>* batch);
+  enum class Taken { kBatch, kEmpty, kDone };
+  // Takes what is queued, without waiting. kBatch: it is in `batch` (which must be empty: it is
+  // swapped with the queue); the caller writes the messages, then calls Written(sum of their
+  // Cost()) and Unrefs them. kEmpty: nothing now; wait with ResumeWhenReady(), then try again.
+  // kDone: closed and drained, or overflowed (what is queued then is never written).
+  Taken TryTake(std::vector<OutMessage*>* batch);
+  // What the writer's step returns to wait, without a stack, until a push or Close may have
+  // changed what TryTake says. A push between TryTake's kEmpty and this wait is not lost: the next
+  // step runs at once. The writer may also wake to find nothing (the push it was told of went out
+  // in the batch before): it tries again and waits again.
+  Resume ResumeWhenReady() { return ready_.ResumeWhenNotified(); }
   void Written(size_t cost);
   // What a queued message counts against the limit: its bytes plus what holding it costs (its
   // record and the queue slot), so a flood of tiny messages is bounded by memory, not by bytes.
   static size_t Cost(const OutMessage* m) { return m->text.size() + 64; }
-  // No more pushes; the writer drains what is queued and then Take returns false.
+  // No more pushes; the writer drains what is queued, then TryTake says kDone.
   void Close();
   bool overflowed() const;
 
@@ -126,7 +136,7 @@ class ChatHub {
 };
 
 // The chat service: owns the rooms and nicks (its ChatHub) and serves each connection with two
-// goroutines (see the top of this file).
+// hibernating goroutines (see the top of this file).
 class ChatService final : public Service {
  public:
   // `limit` (may be null) is shared with the other line services; `config` must outlive this.
@@ -138,9 +148,6 @@ class ChatService final : public Service {
   void Serve(net::Conn conn, ConnTicket ticket) override;
 
  private:
-  // The connection's handler goroutine: reads, parses and acts until the connection ends.
-  void ServeConn(net::Conn conn, ConnTicket ticket);
-
   const Config& config_;
   ChatHub hub_;
 };

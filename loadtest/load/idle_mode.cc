@@ -7,6 +7,18 @@
 // random connections each send a line and must get it back byte for byte (the server is an echo
 // server: greenline's :7007 or an echo peer).
 //
+// --service chat measures what an idle chat user costs (greenline's :7070 or the Go chat peer):
+// connection i reads its welcome, sends "/join #idle-(i / --room-size)" and counts as opened once
+// it has read its own "* NICK joined ROOM"; the connect deadline covers this handshake. Once all
+// are in, everything the server sent them (the notices of later joiners) is read until it has been
+// quiet for 0.3 s, so the RSS is that of connections with nothing queued. The sample sends "/join"
+// of its own room and must read "! already in ROOM".
+//
+// --slope-from N reads RSS a second time: after the first N connections are open (and, for chat,
+// drained) and settled. The growth from there to --conns, per connection, is the slope: what one
+// more idle connection costs once the allocator has what the first N (and their join storm) made
+// it keep.
+//
 // Phases:
 //   1. Limits. RLIMIT_NOFILE's soft limit is raised to the hard one. If --conns plus a margin
 //      (kFdMargin: stdio, the io_contexts' epoll and eventfds, the /metrics request) does not fit,
@@ -31,8 +43,9 @@
 //      measure of the backlog). Each connect has a deadline of --connect-timeout. The first connect
 //      failing before any succeeded ends the run (exit 3: nothing listening, refused, ...); later
 //      failures are errors by kind ("connect: <reason>") and the run goes on with what opened.
-//   4. Settle 1 s, RSS after; then the rest of --hold. Nothing runs during the hold: the load
-//      threads are stopped and the connections are plain descriptors.
+//   4. Chat: drain. Settle 1 s, RSS after; then the rest of --hold. (With --slope-from, phases 3
+//      and 4 first run for the first N connections, then for the rest.) Nothing runs during the
+//      hold: the load threads are stopped and the connections are plain descriptors.
 //   5. Check. Every connection is peeked (recv MSG_PEEK | MSG_DONTWAIT): EOF or a reset is "closed
 //      early", bytes the server sent unasked are an error of kind their first line (e.g. "! server
 //      full"). Then --sample random live connections send a line each, all at once, and poll() for
@@ -42,7 +55,8 @@
 // connect rate, and --stat-cpu's server CPU is per connection established), latency is connect
 // latency. Extra: conns_opened, connect_per_second, sample_ok, sample_checked, rss_before_bytes,
 // rss_after_bytes, rss_per_conn_bytes (null when no RSS source was given or it could not be read
-// after the connects: rss_error says why), source_addrs, nofile_limit.
+// after the connects: rss_error says why), conns_at_slope_from, rss_at_slope_from_bytes,
+// rss_slope_bytes_per_conn (null without --slope-from), source_addrs, nofile_limit.
 //
 // Rejected: an asio read kept pending on every held connection to notice a close as it happens (an
 // operation and its state per connection, and a running event loop that the RSS figure of the
@@ -93,6 +107,9 @@ constexpr int kConnectsInFlight = 256;  // in all threads
 constexpr uint64_t kFdMargin = 64;
 constexpr int kConnsPerSourceAddr = 5'000;  // --source-addrs auto (see the essay: not 28,000)
 constexpr double kSettleSeconds = 1;
+constexpr size_t kMaxHandshakeLine = 64 * 1024;  // chat: a longer line fails the handshake
+constexpr double kDrainQuietSeconds = 0.3;       // chat: the server has sent all when this quiet
+constexpr double kDrainMaxSeconds = 60;
 
 int64_t NowNs() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
@@ -105,6 +122,9 @@ struct IdleOptions {
   int sample = 100;
   std::string source_addrs = "auto";
   std::string metrics_url;
+  std::string service = "echo";  // echo or chat
+  int room_size = 100;           // chat: connections per room
+  int slope_from = 0;            // RSS also at this many connections: the slope from there
 };
 
 // Set by the first connect that fails before any succeeded; read by the main thread.
@@ -126,21 +146,28 @@ std::atomic<uint64_t> g_opened{0};
 // One connect thread: connections i with i % threads == t.
 class Connector {
  public:
-  Connector(tcp::endpoint endpoint, int in_flight, Failure& failure, int64_t timeout_ns)
+  // `chat`: each connection also joins a room (see the essay); it counts as opened once it is in.
+  Connector(tcp::endpoint endpoint, int in_flight, Failure& failure, int64_t timeout_ns, bool chat)
       : io_(1),
         tick_(io_),
         endpoint_(endpoint),
         in_flight_max_(in_flight),
         failure_(failure),
-        timeout_ns_(timeout_ns) {}
+        timeout_ns_(timeout_ns),
+        chat_(chat) {}
 
-  void Add(uint32_t source) {
+  // `room`: chat's room for this connection, "#name".
+  void Add(uint32_t source, std::string room) {
     conns_.push_back(std::make_unique<Conn>(io_));
     conns_.back()->source = source;
+    conns_.back()->room = std::move(room);
   }
-  void Run() {
+  // Opens this thread's connections up to (not including) its `limit`-th, then returns.
+  void Run(size_t limit) {
+    limit_ = std::min(limit, conns_.size());
+    io_.restart();
     asio::post(io_, [this] {
-      while (in_flight_.size() < static_cast<size_t>(in_flight_max_) && next_ < conns_.size() &&
+      while (in_flight_.size() < static_cast<size_t>(in_flight_max_) && next_ < limit_ &&
              !failure_.failed.load(std::memory_order_relaxed)) {
         StartNext();
       }
@@ -149,6 +176,7 @@ class Connector {
     io_.run();
   }
   void Stop() { io_.stop(); }
+  size_t Added() const { return conns_.size(); }
 
   // Written by the load thread, read by the main thread (relaxed: progress and "all done").
   std::atomic<uint64_t> opened{0};
@@ -158,11 +186,11 @@ class Connector {
   Histogram latency;
   std::map<std::string, uint64_t> errors;
 
-  // After the thread ended: the open sockets' descriptors.
+  // After the thread ended: the open sockets' descriptors (and chat rooms).
   template <typename F>
   void ForEachOpen(F f) const {
     for (const auto& c : conns_) {
-      if (c->open) f(c->socket.native_handle());
+      if (c->open) f(c->socket.native_handle(), c->room);
     }
   }
   void CloseAll() { conns_.clear(); }
@@ -172,6 +200,10 @@ class Connector {
     explicit Conn(asio::io_context& io) : socket(io) {}
     tcp::socket socket;
     uint32_t source = 0;  // host order; 0: no bind
+    std::string room;     // chat
+    std::string in;       // chat: what the handshake has read and not yet parsed
+    std::string out;      // chat: the /join line being written
+    std::string joined;   // chat: the line that says this connection is in its room
     int64_t started = 0;
     bool timed_out = false;
     bool open = false;
@@ -181,7 +213,7 @@ class Connector {
   // tried, so that the chain of connects (each completion starts one) never breaks: a broken chain
   // would leave connections never started and the main thread waiting for them.
   void StartNext() {
-    while (next_ < conns_.size() && !failure_.failed.load(std::memory_order_relaxed)) {
+    while (next_ < limit_ && !failure_.failed.load(std::memory_order_relaxed)) {
       if (TryStart(conns_[next_++].get())) return;
     }
   }
@@ -210,12 +242,58 @@ class Connector {
   }
 
   void OnConnect(Conn* c, const asio::error_code& ec) {
+    if (c->timed_out) {
+      Done(c, "connect: timed out");
+    } else if (ec) {
+      Done(c, "connect: " + ec.message());
+    } else if (chat_) {
+      ReadLine(c);
+    } else {
+      Done(c, "");
+    }
+  }
+
+  // Chat: the handshake reads lines until its welcome ("* welcome ...: you are NICK in #lobby
+  // ..."), sends "/join ROOM", and reads lines until "* NICK joined ROOM". Other lines (the lobby's
+  // comings and goings) are skipped.
+  void ReadLine(Conn* c) {
+    asio::async_read_until(
+        c->socket, asio::dynamic_buffer(c->in, kMaxHandshakeLine), '\n',
+        [this, c](const asio::error_code& ec, size_t n) {
+          if (c->timed_out) return Done(c, "handshake: timed out");
+          if (ec) return Done(c, "handshake: " + ec.message());
+          std::string line = c->in.substr(0, n);
+          c->in.erase(0, n);
+          if (c->joined.empty()) {
+            constexpr std::string_view kYouAre = "you are ";
+            const size_t at = line.find(kYouAre);
+            const size_t end = at == std::string::npos ? at : line.find(' ', at + kYouAre.size());
+            if (!line.starts_with("* welcome") || end == std::string::npos) return ReadLine(c);
+            const std::string nick = line.substr(at + kYouAre.size(), end - at - kYouAre.size());
+            c->joined = "* " + nick + " joined " + c->room + "\r\n";
+            c->out = "/join " + c->room + "\r\n";
+            asio::async_write(c->socket, asio::buffer(c->out),
+                              [this, c](const asio::error_code& e, size_t) {
+                                if (c->timed_out) return Done(c, "handshake: timed out");
+                                if (e) return Done(c, "handshake: " + e.message());
+                                ReadLine(c);
+                              });
+            return;
+          }
+          if (line != c->joined) return ReadLine(c);
+          // What came after the notice is drained with the rest, by descriptor.
+          std::string().swap(c->out);
+          std::string().swap(c->joined);
+          Done(c, "");
+        });
+  }
+
+  // The connection is open (`error` empty) or failed with `error`; the next one starts.
+  void Done(Conn* c, const std::string& error) {
     in_flight_.erase(std::find(in_flight_.begin(), in_flight_.end(), c));
     const int64_t now = NowNs();
-    if (c->timed_out) {
-      Fail(c, "connect: timed out");
-    } else if (ec) {
-      Fail(c, "connect: " + ec.message());
+    if (!error.empty()) {
+      Fail(c, error);
     } else {
       c->open = true;
       latency.Record(now - c->started);
@@ -242,7 +320,8 @@ class Connector {
     finished.store(finished.load(std::memory_order_relaxed) + 1, std::memory_order_release);
   }
 
-  // Every 50 ms: connects past their deadline are cancelled (their handler then counts them).
+  // Every 50 ms: connects (and chat handshakes) past their deadline are cancelled (their handler
+  // then counts them).
   void Tick() {
     const int64_t now = NowNs();
     for (Conn* c : in_flight_) {
@@ -252,7 +331,7 @@ class Connector {
         c->socket.cancel(ignored);
       }
     }
-    if (finished.load(std::memory_order_relaxed) == conns_.size()) return;
+    if (finished.load(std::memory_order_relaxed) == limit_) return;
     tick_.expires_after(std::chrono::milliseconds(50));
     tick_.async_wait([this](const asio::error_code& ec) {
       if (!ec) Tick();
@@ -265,8 +344,10 @@ class Connector {
   int in_flight_max_;
   Failure& failure_;
   int64_t timeout_ns_;
+  bool chat_;
   std::vector<std::unique_ptr<Conn>> conns_;  // after io_: closed before it goes
   size_t next_ = 0;
+  size_t limit_ = 0;  // this phase opens conns_[..limit_)
   std::vector<Conn*> in_flight_;
 };
 
@@ -391,8 +472,31 @@ uint64_t RaiseNofile() {
   return rl.rlim_cur;
 }
 
+// Chat: reads what the server sent the open connections (the room notices of later joiners) until
+// none has had anything for kDrainQuietSeconds. False if they were still receiving after
+// kDrainMaxSeconds. Closed connections are left for the check after the hold to count.
+template <typename Connectors>
+bool DrainAll(const Connectors& connectors) {
+  const int64_t deadline = NowNs() + static_cast<int64_t>(kDrainMaxSeconds * 1e9);
+  int64_t quiet_since = NowNs();
+  char buf[16384];
+  while (NowNs() < deadline) {
+    bool got = false;
+    for (const auto& c : connectors) {
+      c->ForEachOpen([&](int fd, const std::string&) {
+        while (::recv(fd, buf, sizeof(buf), MSG_DONTWAIT) > 0) got = true;
+      });
+    }
+    if (got) quiet_since = NowNs();
+    if (NowNs() - quiet_since >= static_cast<int64_t>(kDrainQuietSeconds * 1e9)) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
 int RunIdle(IdleOptions opt, const CommonOptions& common) {
-  const int port = common.port != 0 ? common.port : 7007;
+  const bool chat = opt.service == "chat";
+  const int port = common.port != 0 ? common.port : chat ? 7070 : 7007;
   const uint64_t nofile = RaiseNofile();
   const bool unlimited = nofile == 0 || nofile == RLIM_INFINITY;
   if (opt.conns == 0) {
@@ -445,7 +549,13 @@ int RunIdle(IdleOptions opt, const CommonOptions& common) {
   }
 
   // Every phase is bounded (connect deadlines, the sample's deadline); this is the last resort.
-  HardStop hard_stop(30 + 5 * common.connect_timeout + opt.conns / 1000.0 + opt.hold, "idle");
+  HardStop hard_stop(30 + 5 * common.connect_timeout + opt.conns / 1000.0 + opt.hold +
+                         (chat ? 2 * kDrainMaxSeconds : 0),
+                     "idle");
+  if (opt.slope_from >= opt.conns) {
+    std::fprintf(stderr, "greenline-load idle: --slope-from must be below --conns\n");
+    return kExitUsage;
+  }
 
   // RSS before anything connects.
   std::string rss_why;
@@ -471,12 +581,13 @@ int RunIdle(IdleOptions opt, const CommonOptions& common) {
   std::vector<std::unique_ptr<Connector>> threads_state;
   for (int t = 0; t < nthreads; ++t) {
     threads_state.push_back(std::make_unique<Connector>(
-        endpoint, per_thread, failure, static_cast<int64_t>(common.connect_timeout * 1e9)));
+        endpoint, per_thread, failure, static_cast<int64_t>(common.connect_timeout * 1e9), chat));
   }
   const uint32_t first_source = 0x7F000002;  // 127.0.0.2
   for (int i = 0; i < opt.conns; ++i) {
     const uint32_t source = source_addrs > 0 ? first_source + i % source_addrs : 0;
-    threads_state[i % nthreads]->Add(source);
+    threads_state[i % nthreads]->Add(source,
+                                     chat ? "#idle-" + std::to_string(i / opt.room_size) : "");
   }
   auto sum_opened = [&] {
     uint64_t s = 0;
@@ -514,41 +625,69 @@ int RunIdle(IdleOptions opt, const CommonOptions& common) {
 
   WindowProbe probe(common.stat_cpu, common.server_pid);
   probe.Start();
-  const int64_t connect_start = NowNs();
-  std::vector<std::thread> threads;
-  for (auto& c : threads_state) threads.emplace_back([&c] { c->Run(); });
-  while (sum_finished() < static_cast<uint64_t>(opt.conns) &&
-         !failure.failed.load(std::memory_order_acquire)) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-  for (auto& c : threads_state) c->Stop();
-  for (auto& t : threads) t.join();
-  probe.Stop();
-  if (failure.failed.load(std::memory_order_acquire)) {
+  // Opens connections [0, upto) (those the threads hold below it); false if the run must stop.
+  // Counts the time from the first connect to the last one done in connect_seconds.
+  double connect_seconds = 0;
+  auto connect_until = [&](int upto) {
+    const int64_t start = NowNs();
+    std::vector<std::thread> threads;
+    for (int t = 0; t < nthreads; ++t) {
+      // Thread t holds connections t, t + nthreads, ...: ceil((upto - t) / nthreads) are below.
+      const size_t limit = upto > t ? static_cast<size_t>((upto - t + nthreads - 1) / nthreads) : 0;
+      threads.emplace_back([c = threads_state[t].get(), limit] { c->Run(limit); });
+    }
+    while (sum_finished() < static_cast<uint64_t>(upto) &&
+           !failure.failed.load(std::memory_order_acquire)) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    for (auto& c : threads_state) c->Stop();
+    for (auto& t : threads) t.join();
+    int64_t end = start;
+    for (const auto& c : threads_state) end = std::max(end, c->last_done_ns.load());
+    connect_seconds += (end - start) / 1e9;
+    return !failure.failed.load(std::memory_order_acquire);
+  };
+  auto fail = [&] {
     progress.Stop();
     threads_state.clear();
     std::lock_guard<std::mutex> lock(failure.mu);
     std::fprintf(stderr, "greenline-load idle: %s\n", failure.message.c_str());
     return kExitFailed;
+  };
+  // Chat: what the joins sent is read, then the server is left to settle; RSS.
+  bool drain_ok = true;
+  auto settled_rss = [&]() -> int64_t {
+    if (chat) drain_ok = DrainAll(threads_state) && drain_ok;
+    std::this_thread::sleep_for(std::chrono::duration<double>(kSettleSeconds));
+    if (!rss_before) return -1;
+    rss_why.clear();
+    // -1: unknown (a plain value: GCC 12 sees a maybe-uninitialized optional through the JSON
+    // code).
+    const int64_t rss = static_cast<int64_t>(read_rss().value_or(uint64_t(-1)));
+    // The run goes on (the sample still counts); the report says why the growth is missing.
+    if (rss < 0) std::fprintf(stderr, "greenline-load idle: %s\n", rss_why.c_str());
+    return rss;
+  };
+
+  int64_t rss_at_slope_from = -1;
+  uint64_t opened_at_slope_from = 0;
+  if (opt.slope_from > 0) {
+    if (!connect_until(opt.slope_from)) return fail();
+    phase.store(1);
+    rss_at_slope_from = settled_rss();
+    opened_at_slope_from = sum_opened();
+    phase.store(0);
   }
-  int64_t connect_end = connect_start;
-  for (const auto& c : threads_state) connect_end = std::max(connect_end, c->last_done_ns.load());
-  const double connect_seconds = std::max(1e-9, (connect_end - connect_start) / 1e9);
+  if (!connect_until(opt.conns)) return fail();
+  probe.Stop();
   const uint64_t opened = sum_opened();
+  connect_seconds = std::max(1e-9, connect_seconds);
 
   // Settle, RSS after, the rest of the hold.
   phase.store(1);
   const int64_t hold_start = NowNs();
   hold_end.store(hold_start + static_cast<int64_t>(std::max(opt.hold, kSettleSeconds) * 1e9));
-  std::this_thread::sleep_for(std::chrono::duration<double>(kSettleSeconds));
-  // -1: unknown (a plain value: GCC 12 sees a maybe-uninitialized optional through the JSON code).
-  int64_t rss_after = -1;
-  if (rss_before) {
-    rss_why.clear();
-    rss_after = static_cast<int64_t>(read_rss().value_or(uint64_t(-1)));
-    // The run goes on (the sample still counts); the report says why the growth is missing.
-    if (rss_after < 0) std::fprintf(stderr, "greenline-load idle: %s\n", rss_why.c_str());
-  }
+  const int64_t rss_after = settled_rss();
   std::this_thread::sleep_until(Clock::time_point(std::chrono::nanoseconds(hold_end.load())));
   phase.store(2);
 
@@ -559,14 +698,15 @@ int RunIdle(IdleOptions opt, const CommonOptions& common) {
   }
 
   // Which connections are still open?
-  std::vector<int> alive;
+  std::vector<std::pair<int, std::string>> alive;  // descriptor, chat room
   alive.reserve(opened);
+  if (!drain_ok) report.errors["drain: the server was still sending after 60 s"] += 1;
   for (const auto& c : threads_state) {
-    c->ForEachOpen([&](int fd) {
+    c->ForEachOpen([&](int fd, const std::string& room) {
       char peek[128];
       const ssize_t n = ::recv(fd, peek, sizeof(peek), MSG_PEEK | MSG_DONTWAIT);
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-        alive.push_back(fd);
+        alive.emplace_back(fd, room);
       } else if (n > 0) {
         std::string_view got(peek, n);
         got = got.substr(0, got.find_first_of("\r\n"));
@@ -577,7 +717,8 @@ int RunIdle(IdleOptions opt, const CommonOptions& common) {
     });
   }
 
-  // The sample: each sends one line at once, then the echoes are awaited together.
+  // The sample: each sends one line at once, then the answers are awaited together. Echo: the
+  // line comes back. Chat: "/join" of the room it is in, answered "! already in ROOM".
   std::mt19937_64 rng(std::random_device{}());
   const size_t k = std::min<size_t>(static_cast<size_t>(std::max(0, opt.sample)), alive.size());
   for (size_t i = 0; i < k; ++i) {
@@ -593,10 +734,17 @@ int RunIdle(IdleOptions opt, const CommonOptions& common) {
   uint64_t sample_ok = 0;
   for (size_t i = 0; i < k; ++i) {
     Probe& p = probes[i];
-    p.fd = alive[i];
-    p.want = "idle sample " + std::to_string(i) + " " + std::to_string(rng()) + "\n";
-    if (::send(p.fd, p.want.data(), p.want.size(), MSG_NOSIGNAL | MSG_DONTWAIT) !=
-        static_cast<ssize_t>(p.want.size())) {
+    p.fd = alive[i].first;
+    std::string line;
+    if (chat) {
+      line = "/join " + alive[i].second + "\r\n";
+      p.want = "! already in " + alive[i].second + "\r\n";
+    } else {
+      line = "idle sample " + std::to_string(i) + " " + std::to_string(rng()) + "\n";
+      p.want = line;
+    }
+    if (::send(p.fd, line.data(), line.size(), MSG_NOSIGNAL | MSG_DONTWAIT) !=
+        static_cast<ssize_t>(line.size())) {
       p.done = true;
       report.errors["sample: send failed"] += 1;
     }
@@ -636,7 +784,7 @@ int RunIdle(IdleOptions opt, const CommonOptions& common) {
     }
   }
   for (const Probe& p : probes) {
-    if (!p.done) report.errors["sample: no echo"] += 1;
+    if (!p.done) report.errors[chat ? "sample: no answer" : "sample: no echo"] += 1;
   }
   progress.Stop();
   threads_state.clear();  // closes every connection
@@ -646,6 +794,9 @@ int RunIdle(IdleOptions opt, const CommonOptions& common) {
                      {"port", port},
                      {"threads", nthreads},
                      {"conns", opt.conns},
+                     {"service", opt.service},
+                     {"room_size", chat ? nlohmann::json(opt.room_size) : nlohmann::json()},
+                     {"slope_from", opt.slope_from},
                      {"hold", opt.hold},
                      {"sample", opt.sample},
                      {"source_addrs", opt.source_addrs},
@@ -661,20 +812,31 @@ int RunIdle(IdleOptions opt, const CommonOptions& common) {
       have_rss && opened > 0 ? (static_cast<double>(rss_after) - static_cast<double>(*rss_before)) /
                                    static_cast<double>(opened)
                              : 0;
-  report.extra = {{"conns_requested", opt.conns},
-                  {"conns_opened", opened},
-                  {"connect_per_second", static_cast<double>(opened) / connect_seconds},
-                  {"sample_ok", sample_ok},
-                  {"sample_checked", k},
-                  {"rss_before_bytes", rss_before ? nlohmann::json(*rss_before) : null},
-                  {"rss_after_bytes", rss_after >= 0 ? nlohmann::json(rss_after) : null},
-                  {"rss_per_conn_bytes", have_rss ? nlohmann::json(per_conn) : null},
-                  {"rss_error", rss_why.empty() ? null : nlohmann::json(rss_why)},
-                  {"rss_source", !opt.metrics_url.empty() ? "metrics"
-                                 : common.server_pid > 0  ? "pid"
-                                                          : "none"},
-                  {"source_addrs", source_addrs},
-                  {"nofile_limit", unlimited ? nlohmann::json(null) : nlohmann::json(nofile)}};
+  // The slope: what each connection past --slope-from cost, once the first ones' traffic was over
+  // (allocator retention after their join storm does not count).
+  const bool have_slope = have_rss && rss_at_slope_from >= 0 && opened > opened_at_slope_from;
+  const double slope = have_slope ? static_cast<double>(rss_after - rss_at_slope_from) /
+                                        static_cast<double>(opened - opened_at_slope_from)
+                                  : 0;
+  report.extra = {
+      {"conns_requested", opt.conns},
+      {"conns_opened", opened},
+      {"connect_per_second", static_cast<double>(opened) / connect_seconds},
+      {"sample_ok", sample_ok},
+      {"sample_checked", k},
+      {"rss_before_bytes", rss_before ? nlohmann::json(*rss_before) : null},
+      {"rss_after_bytes", rss_after >= 0 ? nlohmann::json(rss_after) : null},
+      {"rss_per_conn_bytes", have_rss ? nlohmann::json(per_conn) : null},
+      {"rss_at_slope_from_bytes",
+       rss_at_slope_from >= 0 ? nlohmann::json(rss_at_slope_from) : null},
+      {"conns_at_slope_from", opt.slope_from > 0 ? nlohmann::json(opened_at_slope_from) : null},
+      {"rss_slope_bytes_per_conn", have_slope ? nlohmann::json(slope) : null},
+      {"rss_error", rss_why.empty() ? null : nlohmann::json(rss_why)},
+      {"rss_source", !opt.metrics_url.empty() ? "metrics"
+                     : common.server_pid > 0  ? "pid"
+                                              : "none"},
+      {"source_addrs", source_addrs},
+      {"nofile_limit", unlimited ? nlohmann::json(null) : nlohmann::json(nofile)}};
   return Emit(report, common);
 }
 
@@ -690,7 +852,22 @@ void AddIdleCommand(CLI::App& app, const CommonOptions& common, int& exit_code) 
   sub->add_option("--hold", opt.hold, "seconds to hold them, all open")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1e7));
-  sub->add_option("--sample", opt.sample, "connections checked for an echo after the hold")
+  sub->add_option("--service", opt.service,
+                  "echo: plain connections to an echo server; chat: each reads its welcome, joins "
+                  "room #idle-(i / --room-size) and drains what it is sent")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"echo", "chat"}));
+  sub->add_option("--room-size", opt.room_size, "chat: connections per room")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100'000'000));
+  sub->add_option("--slope-from", opt.slope_from,
+                  "also read RSS once this many are open and settled; report the growth per "
+                  "connection from there to --conns (0: only from none)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 100'000'000));
+  sub->add_option("--sample", opt.sample,
+                  "connections checked after the hold (echo: a line echoed; chat: a /join "
+                  "answered)")
       ->capture_default_str()
       ->check(CLI::Range(0, 100'000'000));
   sub->add_option("--source-addrs", opt.source_addrs,

@@ -2,7 +2,8 @@
 // real greenline server: connections spread over two loopback source addresses are opened, held
 // and still echo after the hold, with the server's RSS growth per connection read from /proc (and
 // from /metrics); connections the server refuses past --max-conns are errors by kind; nothing
-// listening exits 3 at once; more connections than RLIMIT_NOFILE allows is a usage error (2).
+// listening exits 3 at once; chat users join their rooms and the RSS slope is reported; more
+// connections than RLIMIT_NOFILE allows is a usage error (2).
 #include <gtest/gtest.h>
 #include <sys/resource.h>
 
@@ -53,6 +54,28 @@ TEST(LoadIdleTest, ReadsTheServersRssFromMetrics) {
   EXPECT_TRUE(extra["rss_per_conn_bytes"].is_number()) << r.Describe();
   EXPECT_TRUE(extra["rss_error"].is_null()) << r.Describe();
   EXPECT_EQ(extra["sample_ok"], 10) << r.Describe();
+}
+
+TEST(LoadIdleTest, ChatUsersJoinRoomsDrainAndTheSlopeIsReported) {
+  ServerProcess server({"--chat-rate=0"});
+  ASSERT_TRUE(server.ok());
+  const std::string url = "http://127.0.0.1:" + std::to_string(server.http_port()) + "/metrics";
+  const LoadRun r =
+      RunLoad({"idle", "--service", "chat", "--port", std::to_string(server.chat_port()), "--conns",
+               "400", "--room-size", "50", "--slope-from", "200", "--hold", "0", "--sample", "30",
+               "--metrics-url", url});
+  ASSERT_EQ(r.exit_code, 0) << r.Describe();
+  const nlohmann::json& extra = r.json["extra"];
+  EXPECT_EQ(extra["conns_opened"], 400);
+  // Each sample's "/join" of its own room was answered "! already in" that room: it is in it.
+  EXPECT_EQ(extra["sample_checked"], 30);
+  EXPECT_EQ(extra["sample_ok"], 30) << r.Describe();
+  EXPECT_EQ(extra["conns_at_slope_from"], 200);
+  ASSERT_TRUE(extra["rss_slope_bytes_per_conn"].is_number()) << r.Describe();
+  EXPECT_GE(extra["rss_after_bytes"].get<int64_t>(),
+            extra["rss_at_slope_from_bytes"].get<int64_t>());
+  // Nothing the users were sent was left unread (the peek after the hold found nothing).
+  EXPECT_TRUE(r.json["errors"].empty()) << r.Describe();
 }
 
 TEST(LoadIdleTest, ConnectionsTheServerRefusesAreErrorsByKind) {

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <chrono>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
@@ -391,6 +392,83 @@ TEST_P(E2E, ChatFloodControlDropsExcessLines) {
   auto m = HttpGet(s.http_port(), "/metrics");
   EXPECT_GE(MetricValue(m.body, "greenline_rate_limited_total", "service=\"chat\"").value_or(0),
             40);
+}
+
+// How many goroutines of the dump at `port`'s /debug/goroutines are hibernating in each wait
+// reason, and how many hold a stack.
+struct DumpCounts {
+  std::map<std::string, int> hibernating;  // by wait reason
+  int with_stack = 0;
+};
+DumpCounts CountDump(uint16_t http_port) {
+  DumpCounts counts;
+  std::string body = HttpGet(http_port, "/debug/goroutines").body;
+  std::istringstream in(body);
+  std::string line, reason;
+  while (std::getline(in, line)) {
+    if (line.starts_with("goroutine ")) {
+      size_t open = line.find('['), close = line.find(']');
+      reason = open < close && close != std::string::npos ? line.substr(open + 1, close - open - 1)
+                                                          : "?";
+    } else if (line.find("(hibernating: no stack") != std::string::npos) {
+      ++counts.hibernating[reason];
+    } else if (line.starts_with("\t#0 ")) {
+      ++counts.with_stack;
+    }
+  }
+  return counts;
+}
+
+TEST_P(E2E, ChatIdleConnectionsHoldNoStackAndWakeForInputAndOutput) {
+  ServerProcess s(Args());
+  ASSERT_TRUE(s.ok());
+  DumpCounts before = CountDump(s.http_port());
+  const int asleep_before = before.hibernating["IO wait"];
+  // Users in a room of their own: each read everything it was sent, so nothing is queued.
+  constexpr int kUsers = 30;
+  std::vector<User> users;
+  for (int i = 0; i < kUsers; ++i) {
+    // Each has left the lobby before the next comes: nobody hears of anyone in the lobby.
+    users.push_back(Enter(s.chat_port()));
+    ASSERT_TRUE(users.back().c.Send("/join #quiet\n"));
+    ASSERT_EQ(users.back().c.ReadLine(), "* " + users.back().nick + " joined #quiet");
+  }
+  for (int i = 0; i < kUsers; ++i) {
+    for (int j = i + 1; j < kUsers; ++j) {
+      ASSERT_EQ(users[i].c.ReadLine(), "* " + users[j].nick + " joined #quiet") << i << " " << j;
+    }
+  }
+  // Each connection: a reader hibernating in IO wait, a writer hibernating on its outbox. A writer
+  // that has just written may not be back asleep yet: look again for a while.
+  auto all_asleep = [&](DumpCounts* c) {
+    for (int tries = 0; tries < 100; ++tries) {
+      *c = CountDump(s.http_port());
+      if (c->hibernating["IO wait"] >= asleep_before + kUsers &&
+          c->hibernating["sync.Notifier.Wait"] >= kUsers) {
+        return true;
+      }
+      std::this_thread::sleep_for(20ms);
+    }
+    return false;
+  };
+  DumpCounts idle;
+  EXPECT_TRUE(all_asleep(&idle)) << idle.hibernating["IO wait"] << " readers, "
+                                 << idle.hibernating["sync.Notifier.Wait"] << " writers asleep";
+  // The goroutines with a stack are the server's own (main, signals, accept loops, this request):
+  // as many as before any user came.
+  EXPECT_EQ(idle.with_stack, before.with_stack);
+  // A line wakes its sender's reader and every other member's writer; the sender's /who answer
+  // wakes its own writer.
+  ASSERT_TRUE(users[0].c.Send("anyone here?\n/who\n"));
+  for (int i = 1; i < kUsers; ++i) {
+    EXPECT_EQ(users[i].c.ReadLine(), "[#quiet] " + users[0].nick + ": anyone here?");
+  }
+  auto who = users[0].c.ReadLine();
+  ASSERT_TRUE(who);
+  EXPECT_EQ(who->rfind("* #quiet:", 0), 0u) << *who;
+  EXPECT_EQ(std::count(who->begin(), who->end(), ' '), kUsers + 1) << *who;
+  EXPECT_TRUE(all_asleep(&idle)) << "asleep again after the traffic";
+  EXPECT_EQ(idle.with_stack, before.with_stack);
 }
 
 TEST_P(E2E, ChatStressSlowReaderIsCutOffAndTheRoomGetsEverything) {
