@@ -23,69 +23,6 @@ namespace greenline::server {
 
 namespace proto = greenline::protocol;
 
-// ---- OutMessage, Outbox ----------------------------------------------------------------------
-
-OutMessage* OutMessage::Make(std::string text, int32_t refs) {
-  auto* m = new OutMessage;
-  m->refs.store(refs, std::memory_order_relaxed);
-  m->text = std::move(text);
-  return m;
-}
-
-Outbox::Outbox(size_t limit) : limit_(limit) {}
-
-Outbox::~Outbox() {
-  for (OutMessage* m : queue_) m->Unref();
-}
-
-Outbox::Push Outbox::Put(OutMessage* m) {
-  size_t cost = Cost(m);
-  Push result = Push::kQueued;
-  {
-    MutexLock lock(mu_);
-    if (closed_ || overflow_) {
-      result = Push::kDropped;
-    } else if (bytes_ + cost > limit_) {
-      overflow_ = true;
-      result = Push::kOverflow;
-    } else {
-      queue_.push_back(m);  // may throw bad_alloc: the guard unlocks
-      bytes_ += cost;
-    }
-  }
-  if (result != Push::kQueued) m->Unref();
-  if (result != Push::kDropped) ready_.Notify();
-  return result;
-}
-
-Outbox::Taken Outbox::TryTake(std::vector<OutMessage*>* batch) {
-  MutexLock lock(mu_);
-  if (overflow_) return Taken::kDone;
-  if (!queue_.empty()) {
-    batch->swap(queue_);  // O(1) under the lock; the caller hands back an empty vector
-    return Taken::kBatch;
-  }
-  return closed_ ? Taken::kDone : Taken::kEmpty;
-}
-
-void Outbox::Written(size_t cost) {
-  MutexLock lock(mu_);
-  bytes_ -= std::min(cost, bytes_);
-}
-
-void Outbox::Close() {
-  {
-    MutexLock lock(mu_);
-    closed_ = true;
-  }
-  ready_.Notify();
-}
-
-bool Outbox::overflowed() const {
-  MutexLock lock(mu_);
-  return overflow_;
-}
-
 // ---- ChatClient ------------------------------------------------------------------------------
 
 // What a connection's reader (ChatConn, below), its writer and the hub share. The reader owns it
@@ -95,8 +32,16 @@ bool Outbox::overflowed() const {
 class ChatClient {
  public:
   ChatClient(ChatService& service, net::Conn conn, ConnTicket ticket)
-      : session(service, std::move(conn), std::move(ticket), [this] { OnStop(); }),
-        outbox(service.config().out_queue) {}
+      : session(
+            service, std::move(conn), std::move(ticket), [this] { OnStop(); }, &pause.notifier),
+        outbox(Limits(service.config()), &service.budget(),
+               [this](OutClock::time_point at) { SetSoftDeadline(at); }) {}
+
+  static OutLimits Limits(const Config& c) {
+    return OutLimits{c.out_queue, c.out_queue_hard,
+                     std::chrono::duration_cast<OutClock::duration>(c.out_queue_grace),
+                     c.out_min_rate};
+  }
 
   // Queues a line for this client alone.
   void Send(std::string text) { Deliver(OutMessage::Make(std::move(text), 1)); }
@@ -116,6 +61,9 @@ class ChatClient {
 
   ConnSession session;  // first: its ticket goes last
   Outbox outbox;
+  // The reader's, while the output budget is exhausted: it waits here to read its next line.
+  // Stop and CutOff notify it too.
+  BudgetWaiter pause;
   std::string nick;          // under the hub's mutex
   ChatRoom* room = nullptr;  // under the hub's mutex
 
@@ -136,6 +84,9 @@ class ChatClient {
   bool WriteQueued();
   // Writes `data` and releases `cost` of the queue; false when the connection is done.
   bool Flush(std::string_view data, size_t cost);
+  // The outbox's soft limit grace ends `at` (the zero time: it is under the soft limit): that is
+  // the write deadline, unless a shutdown's or a cut-off's stands.
+  void SetSoftDeadline(OutClock::time_point at);
 
   std::optional<Chan<bool>> writer_done_;
   std::vector<OutMessage*> batch_;  // the writer's: what it took from the outbox
@@ -222,17 +173,43 @@ bool ChatClient::WriteQueued() {
 
 bool ChatClient::Flush(std::string_view data, size_t cost) {
   Metrics& m = metrics();
-  auto r = conn().Write(data);
-  outbox.Written(cost);
-  if (r.n > 0) {
-    m.bytes_sent_total[ServiceId::kChat].Add(r.n);
-    // Lines, not messages: /help is one message of many lines.
-    m.lines_sent_total[ServiceId::kChat].Add(
-        static_cast<uint64_t>(std::count(data.begin(), data.begin() + r.n, '\n')));
+  bool ok = true;
+  for (;;) {
+    auto r = conn().Write(data);
+    if (r.n > 0) {
+      outbox.Drained(r.n);
+      m.bytes_sent_total[ServiceId::kChat].Add(r.n);
+      // Lines, not messages: /help is one message of many lines.
+      m.lines_sent_total[ServiceId::kChat].Add(
+          static_cast<uint64_t>(std::count(data.begin(), data.begin() + r.n, '\n')));
+      mid_line_ = data[r.n - 1] != '\n';
+      data.remove_prefix(r.n);
+    }
+    if (!r.err) break;
+    if (r.err.timeout() && !session.stopping() && !session.cut()) {
+      // The soft limit's grace is over: write on if the reader is back under it or drained at
+      // the minimum rate (a new grace has begun); else it is too slow.
+      if (!outbox.SoftLimitExpired(Clock::now())) continue;
+      session.CutOff(DisconnectReason::kTooSlow);
+    }
+    ok = false;
+    break;
   }
-  mid_line_ = r.n > 0 && data[r.n - 1] != '\n';
-  if (r.err && !outbox.overflowed()) session.CutOff(DisconnectReason::kError);
-  return !r.err;
+  outbox.Written(cost);
+  if (!ok && !outbox.overflowed()) session.CutOff(DisconnectReason::kError);
+  return ok;
+}
+
+void ChatClient::SetSoftDeadline(OutClock::time_point at) {
+  if (session.stopping() || session.cut()) return;
+  conn().SetWriteDeadline(at);
+  // A Stop or a CutOff since the look above may have set its deadline before ours did: theirs
+  // wins (each sets its flag before its deadline, so one of the two sees the other).
+  if (session.stopping()) {
+    conn().SetWriteDeadline(session.flush_by());
+  } else if (session.cut()) {
+    conn().SetWriteDeadline(Clock::now());
+  }
 }
 
 // ---- ChatHub ---------------------------------------------------------------------------------
@@ -445,6 +422,7 @@ class ChatConn {
   ChatConn(ChatService& service, ChatHub& hub, net::Conn conn, ConnTicket ticket)
       : client_(service, conn, std::move(ticket)),
         hub_(hub),
+        budget_(service.budget()),
         cfg_(service.config()),
         counters_(service.metrics(), ServiceId::kChat),
         framer_(cfg_.max_line),
@@ -474,6 +452,17 @@ class ChatConn {
       // After the idle deadline moved (a Stop racing with that move is seen here).
       if (client_.session.stopping()) return DisconnectReason::kShutdown;
       if (auto why = client_.session.cut()) return *why;
+      // What was read and not handled yet comes first: a pause for the output budget left it.
+      if (std::optional<NextStep> next = HandleLines()) return *next;
+      if (read_err_) {
+        net::Error err = *read_err_;
+        // `printf '/quit' | nc`: a last line without its LF still counts.
+        if (err.eof() && framer_.Buffered() > 0) {
+          counters_.LinesReceived(1);
+          if (OnLine(framer_.Rest())) return DisconnectReason::kQuit;
+        }
+        return client_.session.ReasonFor(err);
+      }
       // Straight into the framer's buffer, telnet commands filtered out in place.
       std::span<char> space = framer_.Space();
       auto [n, err] = conn().TryRead(space.data(), space.size());
@@ -487,16 +476,8 @@ class ChatConn {
         reply_.clear();
         framer_.Commit(telnet_.FeedInPlace(space.first(n), &reply_));
         if (!reply_.empty()) client_.Send(reply_);
-        if (std::optional<DisconnectReason> end = HandleLines()) return *end;
       }
-      if (err) {
-        // `printf '/quit' | nc`: a last line without its LF still counts.
-        if (err.eof() && framer_.Buffered() > 0) {
-          counters_.LinesReceived(1);
-          if (OnLine(framer_.Rest())) return DisconnectReason::kQuit;
-        }
-        return client_.session.ReasonFor(err);
-      }
+      if (err) read_err_ = err;  // once the lines before it are handled
     }
   }
 
@@ -506,6 +487,7 @@ class ChatConn {
   // closes, which also ends a writer stuck on a full socket.
   void End(DisconnectReason reason) {
     ConnSession& session = client_.session;
+    budget_.CancelWait(&client_.pause);
     if (reason == DisconnectReason::kPanic) client_.Send(std::string(proto::kInternalErrorLine));
     if (entered_) {
       std::string why = reason == DisconnectReason::kQuit ? quit_reason_ : std::string();
@@ -532,15 +514,35 @@ class ChatConn {
   const net::Conn& conn() const { return client_.conn(); }
 
   // Acts on the lines the last read completed; the reason to end, if any.
-  std::optional<DisconnectReason> HandleLines() {
-    proto::LineFramer::Line line;
-    proto::LineFramer::Status st;
+  // Handles the complete lines read so far. Returns how the step ends, if it does: the client quit
+  // or sent a line too long, or the output budget is exhausted (then the next line waits, and TCP
+  // pushes back on this sender, until the budget reopens: the step hibernates on client_.pause).
+  std::optional<NextStep> HandleLines() {
     uint64_t lines = 0;
-    while ((st = framer_.Next(&line)) == proto::LineFramer::Status::kLine) {
+    std::optional<NextStep> end;
+    for (;;) {
+      proto::LineFramer::Line line;
+      if (held_) {
+        line = *held_;
+        held_.reset();
+      } else {
+        proto::LineFramer::Status st = framer_.Next(&line);
+        if (st == proto::LineFramer::Status::kTooLong) {
+          client_.Send(proto::LineTooLongLine(cfg_.max_line));
+          end = DisconnectReason::kLineTooLong;
+          break;
+        }
+        if (st != proto::LineFramer::Status::kLine) break;
+      }
+      if (budget_.exhausted() && budget_.WaitOpen(&client_.pause)) {
+        held_ = line;  // its bytes stay in the framer: nothing calls Space() before it is handled
+        end = client_.pause.notifier.ResumeWhenNotified();
+        break;
+      }
       ++lines;
       if (OnLine(line.content)) {
-        counters_.LinesReceived(lines);
-        return DisconnectReason::kQuit;
+        end = DisconnectReason::kQuit;
+        break;
       }
       // A read full of short lines into a big room is thousands of deliveries: let this worker's
       // other goroutines (and its poller) run between lines now and then. Counted across reads: a
@@ -551,11 +553,7 @@ class ChatConn {
       }
     }
     counters_.LinesReceived(lines);
-    if (st == proto::LineFramer::Status::kTooLong) {
-      client_.Send(proto::LineTooLongLine(cfg_.max_line));
-      return DisconnectReason::kLineTooLong;
-    }
-    return std::nullopt;
+    return end;
   }
 
   // True when the client quit.
@@ -626,13 +624,16 @@ class ChatConn {
 
   ChatClient client_;
   ChatHub& hub_;
+  OutputBudget& budget_;
   const Config& cfg_;
   ConnCounters counters_;
   proto::TelnetFilter telnet_;
   proto::LineFramer framer_;
   IdleTimer idle_;
   TokenBucket bucket_;
-  std::string reply_;  // telnet's answers to the last read
+  std::string reply_;                            // telnet's answers to the last read
+  std::optional<proto::LineFramer::Line> held_;  // the line a pause for the budget stopped before
+  std::optional<net::Error> read_err_;           // the read's error, after the lines before it
   std::string quit_reason_;
   Clock::time_point last_limited_notice_{};
   int since_yield_ = 0;   // lines handled since this goroutine last yielded
@@ -644,6 +645,7 @@ class ChatConn {
 ChatService::ChatService(const Config& config, Metrics& metrics, ConnLimit* limit)
     : Service(ServiceId::kChat, metrics, limit, proto::kServerFullLine),
       config_(config),
+      budget_(config.out_memory > 0 ? config.out_memory : DefaultOutMemory(), &metrics),
       hub_(metrics) {}
 
 void ChatService::Serve(net::Conn conn, ConnTicket ticket) {

@@ -4,9 +4,11 @@
 // and its writer drains the connection's bounded output queue (Outbox) to the socket. Each holds a
 // stack only while it has work: the reader while its client's input is being handled, the writer
 // while output is queued or being written, so a connection with nothing to read and nothing to
-// send holds none. Delivering a message is queueing it, never writing to someone else's socket, so
-// a reader that falls behind never slows the room: past --out-queue bytes it is cut off
-// ("! too slow").
+// send holds none. Delivering a message is queueing it (server/outbox.h), never writing to someone
+// else's socket, so a reader that falls behind never slows the room: a reader over --out-queue for
+// longer than --out-queue-grace that is not draining, or over --out-queue-hard at all, is cut off
+// ("! too slow"); when all queues together reach --out-memory, connections that post wait before
+// their next line until the queues have drained.
 //
 // State: the Hub's mutex guards nicks and room membership changes; each room's own mutex guards
 // its member list, so messages in different rooms fan out in parallel. Lock order: hub, then
@@ -14,7 +16,6 @@
 // mutex (others read them under it).
 #pragma once
 
-#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <map>
@@ -26,68 +27,11 @@
 
 #include "greenline/mutex.h"
 #include "greenline/net.h"
-#include "greenline/notifier.h"
 #include "server/config.h"
+#include "server/outbox.h"
 #include "server/server.h"
 
 namespace greenline::server {
-
-// One line on its way to one or more clients, shared by every queue it is in (a message to a room
-// of 1,000 is formatted and allocated once).
-struct OutMessage {
-  std::atomic<int32_t> refs;
-  std::string text;  // with its "\r\n"
-
-  static OutMessage* Make(std::string text, int32_t refs);
-  void Unref() {
-    if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
-  }
-};
-
-// A connection's output queue: any goroutine pushes, the connection's writer drains. Bytes count
-// from the push until the writer has written them, so a stalled socket holds at most `limit`.
-class Outbox {
- public:
-  explicit Outbox(size_t limit);
-  ~Outbox();
-  Outbox(const Outbox&) = delete;
-  Outbox& operator=(const Outbox&) = delete;
-
-  enum class Push { kQueued, kOverflow, kDropped };
-  // Queues `m`, taking one of its references. kOverflow: this push went past the limit (once per
-  // outbox; the message is dropped and the caller cuts the reader off). kDropped: closed or
-  // overflowed before; the message is dropped. Dropped messages' references are released.
-  Push Put(OutMessage* m);
-  enum class Taken { kBatch, kEmpty, kDone };
-  // Takes what is queued, without waiting. kBatch: it is in `batch` (which must be empty: it is
-  // swapped with the queue); the caller writes the messages, then calls Written(sum of their
-  // Cost()) and Unrefs them. kEmpty: nothing now; wait with ResumeWhenReady(), then try again.
-  // kDone: closed and drained, or overflowed (what is queued then is never written).
-  Taken TryTake(std::vector<OutMessage*>* batch);
-  // What the writer's step returns to wait, without a stack, until a push or Close may have
-  // changed what TryTake says. A push between TryTake's kEmpty and this wait is not lost: the next
-  // step runs at once. The writer may also wake to find nothing (the push it was told of went out
-  // in the batch before): it tries again and waits again.
-  Resume ResumeWhenReady() { return ready_.ResumeWhenNotified(); }
-  void Written(size_t cost);
-  // What a queued message counts against the limit: its bytes plus what holding it costs (its
-  // record and the queue slot), so a flood of tiny messages is bounded by memory, not by bytes.
-  static size_t Cost(const OutMessage* m) { return m->text.size() + 64; }
-  // No more pushes; the writer drains what is queued, then TryTake says kDone.
-  void Close();
-  bool overflowed() const;
-
- private:
-  const size_t limit_;
-  mutable Mutex mu_;
-  std::vector<OutMessage*> queue_ GL_GUARDED_BY(mu_);
-  size_t bytes_ GL_GUARDED_BY(mu_) = 0;  // Cost() of what is queued or being written
-  bool closed_ GL_GUARDED_BY(mu_) = false;
-  bool overflow_ GL_GUARDED_BY(mu_) = false;
-  // Notified after every push that the writer must see (and on Close): the writer takes everything
-  // queued each time it wakes, so one wake-up stands for any number of pushes.
-  Notifier ready_;
-};
 
 class ChatClient;
 
@@ -143,12 +87,14 @@ class ChatService final : public Service {
   ChatService(const Config& config, Metrics& metrics, ConnLimit* limit);
 
   const Config& config() const { return config_; }
+  OutputBudget& budget() { return budget_; }
 
  protected:
   void Serve(net::Conn conn, ConnTicket ticket) override;
 
  private:
   const Config& config_;
+  OutputBudget budget_;  // before hub_: the connections' outboxes count in it
   ChatHub hub_;
 };
 

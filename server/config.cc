@@ -1,9 +1,13 @@
 #include "server/config.h"
 
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <iostream>
 
 namespace greenline::server {
@@ -57,6 +61,22 @@ std::optional<std::chrono::nanoseconds> ParseDuration(std::string_view s) {
   }
   if (!std::isfinite(total) || total > 9.2e18) return std::nullopt;
   return nanoseconds(static_cast<int64_t>(std::llround(total)));
+}
+
+size_t DefaultOutMemory() {
+  uint64_t limit = 0;
+  long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+  if (pages > 0 && page > 0) limit = static_cast<uint64_t>(pages) * static_cast<uint64_t>(page);
+  // cgroup v2, then v1 ("max", or v1's huge number, mean no limit).
+  for (const char* path :
+       {"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"}) {
+    std::ifstream in(path);
+    uint64_t v = 0;
+    if (in >> v && v > 0 && (limit == 0 || v < limit)) limit = v;
+    if (in) break;
+  }
+  constexpr uint64_t kFloor = 64ull << 20;
+  return static_cast<size_t>(std::max(kFloor, limit / 4));
 }
 
 std::optional<size_t> ParseSize(std::string_view s) {
@@ -134,6 +154,10 @@ ParseResult ParseCommandLine(int argc, char** argv) {
   std::string idle = FormatDuration(c.idle_timeout);
   std::string grace = FormatDuration(c.shutdown_grace);
   std::string out_queue = "1MiB";
+  std::string out_queue_hard;  // empty: 16MiB, or --out-queue if that is more
+  std::string out_queue_grace = FormatDuration(c.out_queue_grace);
+  std::string out_min_rate = "64KiB";
+  std::string out_memory = "auto";
   std::string poller = "auto";
   std::string log_format = "text";
 
@@ -176,8 +200,29 @@ ParseResult ParseCommandLine(int argc, char** argv) {
       ->envname("GREENLINE_IDLE_TIMEOUT")
       ->capture_default_str();
   app.add_option("--out-queue", out_queue,
-                 "output queued for one chat connection before it is cut off as too slow")
+                 "chat output one connection may have queued for up to --out-queue-grace: a "
+                 "reader over it for longer is cut off as too slow unless it drains at "
+                 "--out-min-rate")
       ->envname("GREENLINE_OUT_QUEUE")
+      ->capture_default_str();
+  app.add_option("--out-queue-grace", out_queue_grace,
+                 "how long a chat connection may stay over --out-queue")
+      ->envname("GREENLINE_OUT_QUEUE_GRACE")
+      ->capture_default_str();
+  app.add_option("--out-min-rate", out_min_rate,
+                 "a chat reader over --out-queue that drains at least this many bytes a second is "
+                 "never cut off for it")
+      ->envname("GREENLINE_OUT_MIN_RATE")
+      ->capture_default_str();
+  app.add_option("--out-queue-hard", out_queue_hard,
+                 "chat output one connection may have queued at all: past it, cut off at once "
+                 "[default: 16MiB, or --out-queue if more]")
+      ->envname("GREENLINE_OUT_QUEUE_HARD");
+  app.add_option("--out-memory", out_memory,
+                 "chat output all connections may have queued together; when reached, connections "
+                 "that post are not read until it has drained to 3/4; auto: a quarter of the "
+                 "cgroup's or machine's memory, at least 64MiB")
+      ->envname("GREENLINE_OUT_MEMORY")
       ->capture_default_str();
   app.add_option("--chat-rate", c.chat_rate,
                  "chat flood control: lines per second per connection; 0 turns it off")
@@ -237,6 +282,34 @@ ParseResult ParseCommandLine(int argc, char** argv) {
     c.out_queue = *n;
   } else {
     return usage("--out-queue: invalid size '" + out_queue + "' (at least 4KiB; e.g. 1MiB)");
+  }
+  if (out_queue_hard.empty()) {
+    c.out_queue_hard = std::max(c.out_queue_hard, c.out_queue);
+  } else if (auto n = ParseSize(out_queue_hard); n && *n >= c.out_queue) {
+    c.out_queue_hard = *n;
+  } else {
+    return usage("--out-queue-hard: invalid size '" + out_queue_hard +
+                 "' (at least --out-queue; e.g. 16MiB)");
+  }
+  if (auto d = ParseDuration(out_queue_grace)) {
+    c.out_queue_grace = *d;
+  } else {
+    return usage("--out-queue-grace: invalid duration '" + out_queue_grace +
+                 "' (examples: 10s, 500ms, 0)");
+  }
+  if (auto n = ParseSize(out_min_rate)) {
+    c.out_min_rate = *n;
+  } else {
+    return usage("--out-min-rate: invalid size '" + out_min_rate +
+                 "' (bytes a second; e.g. 64KiB)");
+  }
+  if (out_memory == "auto") {
+    c.out_memory = DefaultOutMemory();
+  } else if (auto n = ParseSize(out_memory); n && *n >= c.out_queue_hard) {
+    c.out_memory = *n;
+  } else {
+    return usage("--out-memory: invalid size '" + out_memory +
+                 "' (auto, or at least --out-queue-hard; e.g. 256MiB)");
   }
   // One line may grow to 3x its bytes once sanitized (each invalid byte becomes U+FFFD), plus
   // "[#room] nick: ": a queue that cannot hold a few of them cuts every reader off.

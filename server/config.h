@@ -29,8 +29,14 @@ struct Config {
   int64_t max_conns = 100'000;  // echo and chat connections together; 0: no limit
   size_t max_line = 4096;       // bytes per line, without its terminator
   std::chrono::nanoseconds idle_timeout = std::chrono::seconds(300);  // 0: none
-  size_t out_queue = 1 << 20;  // bytes queued for one chat connection before it is cut off
-  double chat_rate = 20;       // lines per second per chat connection; 0: no flood control
+  // Chat output (server/outbox.h): per connection a soft limit that may last --out-queue-grace
+  // unless the reader drains at --out-min-rate, and a hard one; for all connections a budget.
+  size_t out_queue = 1 << 20;
+  size_t out_queue_hard = 16 << 20;
+  std::chrono::nanoseconds out_queue_grace = std::chrono::seconds(10);
+  size_t out_min_rate = 64 << 10;  // bytes per second
+  size_t out_memory = 0;           // 0 until parsed: DefaultOutMemory() unless given
+  double chat_rate = 20;           // lines per second per chat connection; 0: no flood control
   double chat_burst = 40;
   std::chrono::nanoseconds shutdown_grace = std::chrono::seconds(5);
 
@@ -57,6 +63,10 @@ std::optional<std::chrono::nanoseconds> ParseDuration(std::string_view text);
 // Byte sizes: "1048576", "64KiB", "1MiB", "1M" (powers of two; k/K/KB/KiB alike). nullopt when
 // malformed.
 std::optional<size_t> ParseSize(std::string_view text);
+
+// --out-memory's default: a quarter of the memory this process may use (the cgroup's memory.max,
+// or the machine's RAM when lower or there is no limit), at least 64 MiB.
+size_t DefaultOutMemory();
 
 // "1.5s", "300ms", "5m0s": the shortest exact form, as Go's Duration.String() prints.
 std::string FormatDuration(std::chrono::nanoseconds d);

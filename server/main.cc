@@ -91,6 +91,13 @@ void Serve(const Config& cfg) {
   spdlog::info("{} workers, {} poller; max {} connections, lines up to {} bytes, idle timeout {}",
                MaxProcs(), net::PollerName(), cfg.max_conns, cfg.max_line,
                cfg.idle_timeout.count() > 0 ? FormatDuration(cfg.idle_timeout) : "none");
+  if (line_services[1].listener.valid()) {
+    spdlog::info(
+        "chat output: {} KiB per connection for up to {} (unless draining at {} KiB/s), "
+        "{} KiB at most; {} MiB for all connections",
+        cfg.out_queue >> 10, FormatDuration(cfg.out_queue_grace), cfg.out_min_rate >> 10,
+        cfg.out_queue_hard >> 10, cfg.out_memory >> 20);
+  }
 
   WaitGroup line_loops, http_loop;  // the accept loops
   for (Listening& l : line_services) {
@@ -137,10 +144,12 @@ void Serve(const Config& cfg) {
   const Duration grace = cfg.shutdown_grace;
   const Duration reserve = std::min(std::max<Duration>(grace / 4, std::chrono::milliseconds(600)),
                                     std::min<Duration>(std::chrono::seconds(1), grace / 2));
-  for (Listening& l : line_services) l.service.Stop(deadline - reserve);
+  // The listeners close first (as Go's http.Server.Shutdown does): once a client has seen its
+  // connection stopped, a new one is refused, not accepted and then closed.
   for (Listening& l : line_services) {
     if (l.listener.valid()) l.listener.Close();
   }
+  for (Listening& l : line_services) l.service.Stop(deadline - reserve);
   line_loops.Wait();
   bool all_closed = true;
   for (Listening& l : line_services) all_closed &= l.service.Wait(deadline);

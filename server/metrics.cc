@@ -262,6 +262,19 @@ std::string Metrics::RenderPrometheus() const {
   w.Family("greenline_chat_rooms", "gauge", "Chat rooms with at least one user.");
   w.Sample("greenline_chat_rooms", chat_rooms.Value());
 
+  w.Family("greenline_chat_output_bytes", "gauge",
+           "Chat output queued for all connections, bytes plus 64 per queued message.");
+  w.Sample("greenline_chat_output_bytes", chat_output_bytes.Value());
+  w.Family("greenline_chat_output_limit_bytes", "gauge",
+           "The budget for all queued chat output (--out-memory).");
+  w.Sample("greenline_chat_output_limit_bytes", chat_output_limit_bytes.Value());
+  w.Family("greenline_chat_output_exhausted", "gauge",
+           "1 while the chat output budget is exhausted (posting connections wait), else 0.");
+  w.Sample("greenline_chat_output_exhausted", chat_output_exhausted.Value());
+  w.Family("greenline_chat_output_exhausted_total", "counter",
+           "Times the chat output budget was exhausted.");
+  w.Sample("greenline_chat_output_exhausted_total", chat_output_exhausted_total.Value());
+
   w.Family("greenline_shutting_down", "gauge", "1 once a graceful shutdown has begun, else 0.");
   w.Sample("greenline_shutting_down", shutting_down.Value());
 

@@ -154,6 +154,10 @@ struct Metrics {
   Labeled<Counter, ServiceId> rate_limited_total;        // greenline_rate_limited_total (lines)
   Labeled<Counter, DisconnectReason> disconnects_total;  // greenline_disconnects_total
   Gauge chat_rooms;                                      // greenline_chat_rooms
+  Gauge chat_output_bytes;              // greenline_chat_output_bytes (queued, all connections)
+  Gauge chat_output_limit_bytes;        // greenline_chat_output_limit_bytes (--out-memory)
+  Gauge chat_output_exhausted;          // greenline_chat_output_exhausted (0 or 1)
+  Counter chat_output_exhausted_total;  // greenline_chat_output_exhausted_total
   // greenline_shutting_down (0 or 1). The admin handler sets it from its shutting-down flag at
   // each scrape, so the server need not keep the two in step.
   Gauge shutting_down;

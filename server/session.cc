@@ -7,11 +7,12 @@
 namespace greenline::server {
 
 ConnSession::ConnSession(Service& service, net::Conn conn, ConnTicket ticket,
-                         std::function<void()> on_stop)
+                         std::function<void()> on_stop, Notifier* wake)
     : ticket_(std::move(ticket)),
       service_(service),
       conn_(std::move(conn)),
-      on_stop_(std::move(on_stop)) {}
+      on_stop_(std::move(on_stop)),
+      wake_(wake) {}
 
 void ConnSession::Start() {
   peer_ = conn_.RemoteAddr().String();
@@ -45,6 +46,7 @@ void ConnSession::Stop(Clock::time_point flush_by) {
   conn_.SetWriteDeadline(flush_by);
   if (on_stop_) on_stop_();
   conn_.SetReadDeadline(Clock::now());
+  if (wake_ != nullptr) wake_->Notify();
 }
 
 void ConnSession::CutOff(DisconnectReason why) {
@@ -53,6 +55,7 @@ void ConnSession::CutOff(DisconnectReason why) {
   auto now = Clock::now();
   conn_.SetWriteDeadline(now);
   conn_.SetReadDeadline(now);
+  if (wake_ != nullptr) wake_->Notify();
 }
 
 DisconnectReason ConnSession::ReasonFor(const net::Error& err) const {

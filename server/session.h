@@ -15,6 +15,7 @@
 
 #include "greenline/goroutine.h"
 #include "greenline/net.h"
+#include "greenline/notifier.h"
 #include "greenline/panic.h"
 #include "server/metrics.h"
 #include "server/server.h"
@@ -31,8 +32,10 @@ class ConnSession {
  public:
   // `on_stop`: what the service adds to a shutdown's Stop (chat queues its goodbye); it runs after
   // the write deadline moved and before the reader is woken, on the goroutine that stops.
+  // `wake` (may be null): Stop and CutOff notify it too, for a reader that may be waiting on
+  // something other than its socket (chat's poster waiting for the output budget).
   ConnSession(Service& service, net::Conn conn, ConnTicket ticket,
-              std::function<void()> on_stop = {});
+              std::function<void()> on_stop = {}, Notifier* wake = nullptr);
   ConnSession(const ConnSession&) = delete;
   ConnSession& operator=(const ConnSession&) = delete;
   ~ConnSession();  // detaches, if Finish did not (then before its own members go)
@@ -77,6 +80,7 @@ class ConnSession {
   Service& service_;
   const net::Conn conn_;
   const std::function<void()> on_stop_;
+  Notifier* const wake_;
   std::string peer_;
   std::atomic<bool> stopping_{false};
   std::atomic<Clock::rep> flush_by_{0};

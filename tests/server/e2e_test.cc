@@ -471,8 +471,166 @@ TEST_P(E2E, ChatIdleConnectionsHoldNoStackAndWakeForInputAndOutput) {
   EXPECT_EQ(idle.with_stack, before.with_stack);
 }
 
+// `n` users in #lobby who have read every join notice (their own and the later ones').
+std::vector<User> EnterMany(uint16_t port, int n) {
+  std::vector<User> users;
+  for (int i = 0; i < n; ++i) users.push_back(Enter(port));
+  for (int i = 0; i < n; ++i) {
+    for (int j = i + 1; j < n; ++j) {
+      EXPECT_EQ(users[i].c.ReadLine(), "* " + users[j].nick + " joined #lobby");
+    }
+  }
+  return users;
+}
+
+// A burst of `lines` lines of 4 KB from `sender`, numbered from 0.
+std::string BurstLine(int k) { return std::to_string(k) + " " + std::string(3990, 'b'); }
+void SendBurst(User& sender, int lines) {
+  std::string all;
+  for (int k = 0; k < lines; ++k) all += BurstLine(k) + "\n";
+  ASSERT_TRUE(sender.c.Send(all));
+}
+
+// Reads `lines` burst lines from `sender` in order (skipping notices), at most `bytes_per_second`
+// (0: as fast as it can); how many arrived in order.
+int ReadBurst(User& u, const User& sender, int lines, double bytes_per_second) {
+  auto start = std::chrono::steady_clock::now();
+  size_t bytes = 0;
+  for (int k = 0; k < lines;) {
+    auto l = u.c.ReadLine();
+    if (!l) return k;
+    if (l->rfind("* ", 0) == 0) continue;  // someone leaving
+    if (*l != "[#lobby] " + sender.nick + ": " + BurstLine(k)) return k;
+    ++k;
+    bytes += l->size() + 2;
+    if (bytes_per_second > 0) {
+      std::this_thread::sleep_until(
+          start +
+          std::chrono::duration_cast<std::chrono::nanoseconds>(
+              std::chrono::duration<double>(static_cast<double>(bytes) / bytes_per_second)));
+    }
+  }
+  return lines;
+}
+
+TEST_P(E2E, ChatStressBurstIntoReadersThatDrainLosesNone) {
+  // Defaults: a reader may be over the 1 MiB soft limit for 10 s. A burst of 8 MB leaves readers
+  // that drain as fast as they can megabytes behind for a moment: none is cut, all get everything.
+  ServerProcess s(Args({"--chat-rate=0"}));
+  ASSERT_TRUE(s.ok());
+  constexpr int kReaders = 5, kLines = 2000;
+  std::vector<User> readers = EnterMany(s.chat_port(), kReaders);
+  User sender = Enter(s.chat_port());
+  for (User& r : readers) ASSERT_EQ(r.c.ReadLine(), "* " + sender.nick + " joined #lobby");
+  std::vector<int> got(kReaders);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kReaders; ++i) {
+    threads.emplace_back([&, i] { got[i] = ReadBurst(readers[i], sender, kLines, 0); });
+  }
+  SendBurst(sender, kLines);
+  for (auto& t : threads) t.join();
+  for (int i = 0; i < kReaders; ++i) EXPECT_EQ(got[i], kLines) << "reader " << i;
+  auto m = HttpGet(s.http_port(), "/metrics");
+  EXPECT_EQ(MetricValue(m.body, "greenline_disconnects_total", "reason=\"too_slow\""), 0);
+  EXPECT_EQ(MetricValue(m.body, "greenline_connections_active", "service=\"chat\""), kReaders + 1);
+}
+
+TEST_P(E2E, ChatReaderOverTheSoftLimitIsCutAfterTheGraceUnlessItDrainsAtTheMinimumRate) {
+  ServerProcess s(Args({"--chat-rate=0", "--out-queue=64KiB", "--out-queue-grace=1s",
+                        "--out-min-rate=64KiB", "--out-queue-hard=64MiB"}));
+  ASSERT_TRUE(s.ok());
+  // One never reads; one reads at 4 MB/s, far below what the server could send it but above the
+  // minimum rate, so its queue stays over the soft limit for seconds.
+  std::vector<User> users = EnterMany(s.chat_port(), 2);
+  User& stuck = users[0];
+  User& trickle = users[1];
+  User sender = Enter(s.chat_port());
+  ASSERT_EQ(stuck.c.ReadLine(), "* " + sender.nick + " joined #lobby");
+  ASSERT_EQ(trickle.c.ReadLine(), "* " + sender.nick + " joined #lobby");
+  // 16 MB: the kernel buffers about 8 MB for a reader that does not read; the rest is queued.
+  constexpr int kLines = 4000;
+  int got = 0;
+  std::thread reader([&] { got = ReadBurst(trickle, sender, kLines, 4e6); });
+  auto start = std::chrono::steady_clock::now();
+  SendBurst(sender, kLines);
+  // The stuck one is cut off once its grace is over, not before.
+  std::optional<double> cut;
+  auto waited = std::chrono::steady_clock::duration::zero();
+  for (;;) {
+    cut = MetricValue(HttpGet(s.http_port(), "/metrics").body, "greenline_disconnects_total",
+                      "reason=\"too_slow\"");
+    waited = std::chrono::steady_clock::now() - start;
+    if (cut == 1 || waited > 15s) break;
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_EQ(cut, 1) << "the reader that never reads was not cut off";
+  EXPECT_GE(waited, 1s) << "cut off before its grace was over";
+  reader.join();
+  EXPECT_EQ(got, kLines) << "the reader draining at 4 MB/s lost messages or was cut off";
+  stuck.c.SetTimeout(10s);
+  EXPECT_TRUE(stuck.c.ReadToEof().has_value()) << "the stuck reader's socket was not closed";
+  auto m = HttpGet(s.http_port(), "/metrics");
+  EXPECT_EQ(MetricValue(m.body, "greenline_disconnects_total", "reason=\"too_slow\""), 1);
+}
+
+TEST_P(E2E, ChatStressOutputBudgetPausesTheSenderAndCutsNobody) {
+  // All queues together may hold 4 MiB. An 8 MB burst into 5 readers would queue 40 MB: the
+  // sender is not read while the budget is exhausted, TCP pushes back on it, and everyone gets
+  // everything in order, nobody cut, with queued output never far over the budget.
+  ServerProcess s(Args({"--chat-rate=0", "--out-memory=4MiB", "--out-queue-hard=4MiB"}));
+  ASSERT_TRUE(s.ok());
+  constexpr int kReaders = 5, kLines = 2000;
+  constexpr double kBudget = 4 << 20;
+  std::vector<User> readers = EnterMany(s.chat_port(), kReaders);
+  User sender = Enter(s.chat_port());
+  for (User& r : readers) ASSERT_EQ(r.c.ReadLine(), "* " + sender.nick + " joined #lobby");
+  auto m0 = HttpGet(s.http_port(), "/metrics");
+  EXPECT_EQ(MetricValue(m0.body, "greenline_chat_output_limit_bytes"), kBudget);
+  double rss_before = MetricValue(m0.body, "process_resident_memory_bytes").value_or(0);
+  std::vector<int> got(kReaders);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kReaders; ++i) {
+    // Slower than the server fills their queues, so the budget runs out.
+    threads.emplace_back([&, i] { got[i] = ReadBurst(readers[i], sender, kLines, 4e6); });
+  }
+  std::atomic<bool> sending{true};
+  double max_queued = 0, max_rss = 0;
+  std::thread sampler([&] {
+    while (sending.load()) {
+      auto m = HttpGet(s.http_port(), "/metrics");
+      max_queued =
+          std::max(max_queued, MetricValue(m.body, "greenline_chat_output_bytes").value_or(0));
+      max_rss = std::max(max_rss, MetricValue(m.body, "process_resident_memory_bytes").value_or(0));
+      std::this_thread::sleep_for(10ms);
+    }
+  });
+  SendBurst(sender, kLines);
+  for (auto& t : threads) t.join();
+  sending.store(false);
+  sampler.join();
+  for (int i = 0; i < kReaders; ++i) EXPECT_EQ(got[i], kLines) << "reader " << i;
+  auto m = HttpGet(s.http_port(), "/metrics");
+  EXPECT_GE(MetricValue(m.body, "greenline_chat_output_exhausted_total").value_or(0), 1)
+      << "the budget was never exhausted: the test did not test it";
+  EXPECT_EQ(MetricValue(m.body, "greenline_chat_output_exhausted"), 0);
+  EXPECT_EQ(MetricValue(m.body, "greenline_disconnects_total", "reason=\"too_slow\""), 0);
+  // The budget, plus what one line to the room adds once it is exhausted.
+  EXPECT_LE(max_queued, kBudget + kReaders * 4100);
+  EXPECT_GT(max_queued, 0);
+#if !defined(GREENLINE_ASAN) && !defined(GREENLINE_TSAN)
+  EXPECT_LT(max_rss - rss_before, kBudget + 12e6) << "RSS before " << rss_before / 1e6 << " MB";
+#endif
+  // The sender was paused, not dropped: it is still there and can talk.
+  ASSERT_TRUE(sender.c.Send("/who\n"));
+  auto who = sender.c.ReadLine();
+  ASSERT_TRUE(who) << "the sender was dropped";
+  EXPECT_EQ(who->rfind("* #lobby:", 0), 0u) << *who;
+}
+
 TEST_P(E2E, ChatStressSlowReaderIsCutOffAndTheRoomGetsEverything) {
-  ServerProcess s(Args({"--out-queue=256KiB", "--chat-rate=0"}));
+  // Past the hard limit a reader is cut off at once, whatever the soft limit's grace.
+  ServerProcess s(Args(
+      {"--out-queue=64KiB", "--out-queue-grace=1h", "--out-queue-hard=256KiB", "--chat-rate=0"}));
   ASSERT_TRUE(s.ok());
   // The slow one never reads after its welcome. (Its receive buffer is left alone: shrunk below
   // loopback's 64 KB MSS, the kernel would trickle the backlog out on persist-timer probes, and the
@@ -491,7 +649,7 @@ TEST_P(E2E, ChatStressSlowReaderIsCutOffAndTheRoomGetsEverything) {
   // Rounds of 16 lines of 4,000 bytes. The fast readers must keep up or they are (rightly) cut
   // off too: after each round the sender waits until every one of them has read it. The slow
   // one's backlog grows by 64 KB a round: past the kernel's socket buffers (loopback's are large,
-  // megabytes) it reaches the 256 KiB queue and is cut off. Then a few more rounds.
+  // megabytes) it reaches the 256 KiB hard limit and is cut off. Then a few more rounds.
   constexpr int kRound = 16;
   std::string payload(3990, 'p');
   std::atomic<int> sent{0};
@@ -789,8 +947,10 @@ TEST(E2EFlags, HelpVersionAndUsageErrors) {
   EXPECT_EQ(help.status, 0);
   for (const char* flag : {"--echo-addr", "--chat-addr", "--http-addr", "--workers", "--poller",
                            "--max-conns", "--max-line", "--idle-timeout", "--out-queue",
-                           "--chat-rate", "--chat-burst", "--shutdown-grace", "--log-level",
-                           "--log-format", "--enable-debug-commands", "GREENLINE_CHAT_ADDR"}) {
+                           "--out-queue-grace", "--out-min-rate", "--out-queue-hard",
+                           "--out-memory", "--chat-rate", "--chat-burst", "--shutdown-grace",
+                           "--log-level", "--log-format", "--enable-debug-commands",
+                           "GREENLINE_CHAT_ADDR", "GREENLINE_OUT_MEMORY"}) {
     EXPECT_NE(help.out.find(flag), std::string::npos) << flag << " missing from --help";
   }
   Ran version = RunGreenline("--version");
@@ -803,6 +963,17 @@ TEST(E2EFlags, HelpVersionAndUsageErrors) {
   EXPECT_NE(dur.out.find("--idle-timeout"), std::string::npos) << dur.out;
   Ran poller = RunGreenline("--poller=kqueue");
   EXPECT_EQ(poller.status, 2);
+  // The output bounds: a hard limit under the soft one, a budget under the hard limit, and a bad
+  // rate or grace are usage errors that name the flag.
+  for (const char* args : {"--out-queue=2MiB --out-queue-hard=1MiB",
+                           "--out-queue-hard=32MiB --out-memory=16MiB", "--out-min-rate=fast",
+                           "--out-queue-grace=later", "--out-memory=lots"}) {
+    Ran r = RunGreenline(args);
+    EXPECT_EQ(r.status, 2) << args;
+    std::string flag(args, std::string_view(args).find_last_of('='));
+    flag = flag.substr(flag.rfind(' ') == std::string::npos ? 0 : flag.rfind(' ') + 1);
+    EXPECT_NE(r.out.find(flag), std::string::npos) << args << ": " << r.out;
+  }
 }
 
 TEST(E2EFlags, EnvironmentVariablesConfigureAndFlagsWin) {
