@@ -145,7 +145,7 @@ bool ChatClient::WriteQueued() {
       ok = Flush(batch_[0]->text, Outbox::Cost(batch_[0]));
       batch_[0]->Unref();
     } else {
-      size_t cost = 0;
+      size_t cost = 0, skipped = 0;
       for (OutMessage* msg : batch_) {
         if (ok) {
           buf_ += msg->text;
@@ -155,11 +155,14 @@ bool ChatClient::WriteQueued() {
             buf_.clear();
             cost = 0;
           }
+        } else {
+          skipped += Outbox::Cost(msg);  // never to be written: it stops counting now
         }
         msg->Unref();
       }
       if (ok && !buf_.empty()) ok = Flush(buf_, cost);
       buf_.clear();
+      if (skipped > 0) outbox.Written(skipped);
     }
     batch_.clear();
     if (!ok) {
@@ -449,6 +452,11 @@ class ChatConn {
   // start), not when a step begins: a step woken by the deadline itself must see it passed.
   NextStep Step() {
     for (;;) {
+      if (paused_) {
+        // A client waiting for the budget is not idle: its read deadline kept running meanwhile.
+        paused_ = false;
+        idle_.Touch();
+      }
       // After the idle deadline moved (a Stop racing with that move is seen here).
       if (client_.session.stopping()) return DisconnectReason::kShutdown;
       if (auto why = client_.session.cut()) return *why;
@@ -534,8 +542,9 @@ class ChatConn {
         }
         if (st != proto::LineFramer::Status::kLine) break;
       }
-      if (budget_.exhausted() && budget_.WaitOpen(&client_.pause)) {
+      if (budget_.exhausted() && !IsQuit(line.content) && budget_.WaitOpen(&client_.pause)) {
         held_ = line;  // its bytes stay in the framer: nothing calls Space() before it is handled
+        paused_ = true;
         end = client_.pause.notifier.ResumeWhenNotified();
         break;
       }
@@ -554,6 +563,13 @@ class ChatConn {
     }
     counters_.LinesReceived(lines);
     return end;
+  }
+
+  // /quit always gets through, also while the output budget is exhausted: a flooder must be able
+  // to leave. (Parsed twice then, which only happens while the budget is exhausted.)
+  bool IsQuit(std::string_view raw) const {
+    return proto::ParseChatLine(proto::SanitizeText(raw), cfg_.debug_commands).kind ==
+           proto::Command::Kind::kQuit;
   }
 
   // True when the client quit.
@@ -638,6 +654,7 @@ class ChatConn {
   Clock::time_point last_limited_notice_{};
   int since_yield_ = 0;   // lines handled since this goroutine last yielded
   bool entered_ = false;  // Enter()ed the hub: Exit() it at the end
+  bool paused_ = false;   // the last step ended waiting for the output budget
 };
 
 }  // namespace

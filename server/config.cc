@@ -206,7 +206,7 @@ ParseResult ParseCommandLine(int argc, char** argv) {
       ->envname("GREENLINE_OUT_QUEUE")
       ->capture_default_str();
   app.add_option("--out-queue-grace", out_queue_grace,
-                 "how long a chat connection may stay over --out-queue")
+                 "how long a chat connection may stay over --out-queue; 0: not at all")
       ->envname("GREENLINE_OUT_QUEUE_GRACE")
       ->capture_default_str();
   app.add_option("--out-min-rate", out_min_rate,
@@ -305,11 +305,11 @@ ParseResult ParseCommandLine(int argc, char** argv) {
   }
   if (out_memory == "auto") {
     c.out_memory = DefaultOutMemory();
-  } else if (auto n = ParseSize(out_memory); n && *n >= c.out_queue_hard) {
+  } else if (auto n = ParseSize(out_memory); n && *n >= c.out_queue) {
     c.out_memory = *n;
   } else {
     return usage("--out-memory: invalid size '" + out_memory +
-                 "' (auto, or at least --out-queue-hard; e.g. 256MiB)");
+                 "' (auto, or at least --out-queue; e.g. 256MiB)");
   }
   // One line may grow to 3x its bytes once sanitized (each invalid byte becomes U+FFFD), plus
   // "[#room] nick: ": a queue that cannot hold a few of them cuts every reader off.

