@@ -47,6 +47,8 @@ void LineFramer::Commit(std::size_t n) {
 
 LineFramer::Status LineFramer::Next(Line* out) {
   if (too_long_) return Status::kTooLong;
+  // Nothing received (no buffer yet, or Trim() freed it): memchr must not see a null pointer.
+  if (scanned_ == end_) return Status::kNeedMore;
   char* const buf = buf_.get();
   const void* lf = std::memchr(buf + scanned_, '\n', end_ - scanned_);
   if (lf != nullptr) {

@@ -521,7 +521,6 @@ class ChatConn {
  private:
   const net::Conn& conn() const { return client_.conn(); }
 
-  // Acts on the lines the last read completed; the reason to end, if any.
   // Handles the complete lines read so far. Returns how the step ends, if it does: the client quit
   // or sent a line too long, or the output budget is exhausted (then the next line waits, and TCP
   // pushes back on this sender, until the budget reopens: the step hibernates on client_.pause).

@@ -72,6 +72,23 @@ Framed FrameByteByByte(std::size_t max_line, std::string_view bytes) {
 
 using Lines = std::vector<std::pair<std::string, std::string>>;
 
+TEST(LineFramerTest, NextBeforeAnyBytesOrAfterTrimNeedsMore) {
+  // A reader may ask for lines before it ever read (chat's reader does, each step): no buffer yet.
+  LineFramer f(16);
+  LineFramer::Line line;
+  EXPECT_EQ(f.Next(&line), LineFramer::Status::kNeedMore);
+  EXPECT_EQ(f.Capacity(), 0u);
+  std::span<char> space = f.Space();
+  std::memcpy(space.data(), "a\n", 2);
+  f.Commit(2);
+  ASSERT_EQ(f.Next(&line), LineFramer::Status::kLine);
+  EXPECT_EQ(line.content, "a");
+  EXPECT_EQ(f.Next(&line), LineFramer::Status::kNeedMore);
+  f.Trim();
+  EXPECT_EQ(f.Capacity(), 0u);
+  EXPECT_EQ(f.Next(&line), LineFramer::Status::kNeedMore);
+}
+
 TEST(LineFramerTest, SplitsLfAndCrlfLines) {
   const Framed f = FrameWhole(100, "a\nbb\r\nccc\n");
   EXPECT_EQ(f.lines, (Lines{{"a", "\n"}, {"bb", "\r\n"}, {"ccc", "\n"}}));

@@ -26,13 +26,11 @@
 // without a stack: a step returns ResumeWhenNotified(), and the next step runs once notified.
 // One waiter at a time: a second concurrent waiter is a fatal error.
 //
-// Two wake-up sources are not here yet: a hibernating chat connection will want to wake for input
-// or for queued output, whichever comes first. What the Notifier already gives such a wait: the
-// waiter is the goroutine alone (no node on its stack), registered and taken under the Notifier's
-// lock, and readying it consumes the permit, so nothing of the wait is left to clean up. What it
-// still needs: a one-shot claim shared by the two registrations (Go's selectDone), so that only the
-// first source readies the goroutine, and a way to withdraw the other registration when the next
-// step runs (a CancelWait here, and its twin on the connection's poll descriptor).
+// One source per wait: a goroutine that must wake for either of two things (a chat connection's
+// input and its queued output) is better written as two goroutines, each hibernating on its own
+// source (the chat server's reader on its socket, its writer on its outbox's Notifier), which
+// costs two goroutine records and no stack. A single wait on two sources would need a one-shot
+// claim shared by the two registrations (Go's selectDone) and a way to withdraw the loser.
 //
 // From where: Notify and TryWait from any thread, goroutine or not; they never block. Wait from a
 // goroutine (on a plain thread it polls politely, as the sync types do).
