@@ -162,8 +162,9 @@ class Connector {
     conns_.back()->source = source;
     conns_.back()->room = std::move(room);
   }
-  // Opens this thread's connections up to (not including) its `limit`-th, then returns.
-  void Run(size_t limit) {
+  // Makes Run() open this thread's connections up to (not including) its `limit`-th. Called before
+  // the thread starts: a Stop() from then on is never undone by the restart.
+  void Prepare(size_t limit) {
     limit_ = std::min(limit, conns_.size());
     io_.restart();
     asio::post(io_, [this] {
@@ -173,10 +174,9 @@ class Connector {
       }
       Tick();
     });
-    io_.run();
   }
+  void Run() { io_.run(); }
   void Stop() { io_.stop(); }
-  size_t Added() const { return conns_.size(); }
 
   // Written by the load thread, read by the main thread (relaxed: progress and "all done").
   std::atomic<uint64_t> opened{0};
@@ -634,7 +634,8 @@ int RunIdle(IdleOptions opt, const CommonOptions& common) {
     for (int t = 0; t < nthreads; ++t) {
       // Thread t holds connections t, t + nthreads, ...: ceil((upto - t) / nthreads) are below.
       const size_t limit = upto > t ? static_cast<size_t>((upto - t + nthreads - 1) / nthreads) : 0;
-      threads.emplace_back([c = threads_state[t].get(), limit] { c->Run(limit); });
+      threads_state[t]->Prepare(limit);
+      threads.emplace_back([c = threads_state[t].get()] { c->Run(); });
     }
     while (sum_finished() < static_cast<uint64_t>(upto) &&
            !failure.failed.load(std::memory_order_acquire)) {

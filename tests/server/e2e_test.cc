@@ -609,14 +609,15 @@ TEST_P(E2E, ChatReaderOverTheSoftLimitIsCutAfterTheGraceUnlessItDrainsAtTheMinim
 }
 
 TEST_P(E2E, ChatStressOutputBudgetPausesTheSenderAndCutsNobody) {
-  // All queues together may hold 4 MiB. A 16 MB burst into 5 readers (with small receive buffers,
-  // so the kernel holds little of it) would queue tens of MB: the sender is not read while the
-  // budget is exhausted, TCP pushes back on it, and everyone gets everything in order, nobody cut,
-  // with queued output never far over the budget.
-  ServerProcess s(Args({"--chat-rate=0", "--out-memory=4MiB"}));
+  // All queues together may hold 512 KiB. A 16 MB burst into 5 readers (with small receive
+  // buffers, so the kernel holds little of it) would queue megabytes even on a slow (sanitizer)
+  // build: the sender is not read while the budget is exhausted, TCP pushes back on it, and
+  // everyone gets everything in order, nobody cut (each is over the 64 KiB soft limit for a while,
+  // draining), with queued output never far over the budget.
+  ServerProcess s(Args({"--chat-rate=0", "--out-queue=64KiB", "--out-memory=512KiB"}));
   ASSERT_TRUE(s.ok());
   constexpr int kReaders = 5, kLines = 4000;
-  constexpr double kBudget = 4 << 20;
+  constexpr double kBudget = 512 << 10;
   std::vector<User> readers = EnterMany(s.chat_port(), kReaders);
   for (User& r : readers) {
     int size = 256 << 10;
