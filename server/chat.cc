@@ -452,11 +452,9 @@ class ChatConn {
   // start), not when a step begins: a step woken by the deadline itself must see it passed.
   NextStep Step() {
     for (;;) {
-      if (paused_) {
-        // A client waiting for the budget is not idle: its read deadline kept running meanwhile.
-        paused_ = false;
-        idle_.Touch();
-      }
+      // A line held back means the last step waited for the output budget: the client was not
+      // idle, but its read deadline kept running meanwhile.
+      if (held_) idle_.Touch();
       // After the idle deadline moved (a Stop racing with that move is seen here).
       if (client_.session.stopping()) return DisconnectReason::kShutdown;
       if (auto why = client_.session.cut()) return *why;
@@ -543,7 +541,6 @@ class ChatConn {
       }
       if (budget_.exhausted() && !IsQuit(line.content) && budget_.WaitOpen(&client_.pause)) {
         held_ = line;  // its bytes stay in the framer: nothing calls Space() before it is handled
-        paused_ = true;
         end = client_.pause.notifier.ResumeWhenNotified();
         break;
       }
@@ -653,7 +650,6 @@ class ChatConn {
   Clock::time_point last_limited_notice_{};
   int since_yield_ = 0;   // lines handled since this goroutine last yielded
   bool entered_ = false;  // Enter()ed the hub: Exit() it at the end
-  bool paused_ = false;   // the last step ended waiting for the output budget
 };
 
 }  // namespace
