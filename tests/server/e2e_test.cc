@@ -536,6 +536,13 @@ class OutputSampler {
   }
   double max_queued() const { return max_queued_.load(); }
   double max_rss() const { return max_rss_.load(); }
+  // Waits until some sample saw more than `bytes` queued, at most `timeout`.
+  void WaitQueuedOver(double bytes, std::chrono::milliseconds timeout) const {
+    auto end = std::chrono::steady_clock::now() + timeout;
+    while (max_queued() <= bytes && std::chrono::steady_clock::now() < end) {
+      std::this_thread::sleep_for(5ms);
+    }
+  }
 
  private:
   std::atomic<bool> stop_{false};
@@ -545,26 +552,37 @@ class OutputSampler {
 
 TEST_P(E2E, ChatStressBurstIntoReadersThatDrainLosesNone) {
   // A reader may be over the soft limit (64 KiB here) for 10 s. A burst of 8 MB leaves readers that
-  // drain as fast as they can far over it for a moment: none is cut, all get everything. (With the
-  // limit of old, a cut at once past --out-queue, they were cut.)
+  // start to read late and then drain as fast as they can far over it for a while: none is cut,
+  // all get everything. (With the limit of old, a cut at once past --out-queue, they were cut.)
+  // The readers wait until the server has queued more than all their soft limits together, so
+  // some reader was over its limit however fast they read next to the server (a sanitizer build
+  // is slower than they are); small receive buffers keep the kernel from absorbing the burst.
   ServerProcess s(Args({"--chat-rate=0", "--out-queue=64KiB", "--out-queue-hard=64MiB"}));
   ASSERT_TRUE(s.ok());
   constexpr int kReaders = 5, kLines = 2000;
+  constexpr double kOverAll = kReaders * 64.0 * 1024;
   std::vector<User> readers = EnterMany(s.chat_port(), kReaders);
+  for (User& r : readers) {
+    int size = 256 << 10;
+    ASSERT_EQ(setsockopt(r.c.fd(), SOL_SOCKET, SO_RCVBUF, &size, sizeof size), 0);
+  }
   User sender = Enter(s.chat_port());
   for (User& r : readers) ASSERT_EQ(r.c.ReadLine(), "* " + sender.nick + " joined #lobby");
   std::vector<int> got(kReaders);
   std::vector<std::thread> threads;
   OutputSampler sampler(s.http_port());
   for (int i = 0; i < kReaders; ++i) {
-    threads.emplace_back([&, i] { got[i] = ReadBurst(readers[i], sender, kLines, 0); });
+    threads.emplace_back([&, i] {
+      sampler.WaitQueuedOver(kOverAll, 5000ms);
+      got[i] = ReadBurst(readers[i], sender, kLines, 0);
+    });
   }
   SendBurst(sender, kLines);
   for (auto& t : threads) t.join();
   sampler.Stop();
   for (int i = 0; i < kReaders; ++i) EXPECT_EQ(got[i], kLines) << "reader " << i;
   // Some reader was over the soft limit (else this tested nothing).
-  EXPECT_GT(sampler.max_queued(), kReaders * 64.0 * 1024);
+  EXPECT_GT(sampler.max_queued(), kOverAll);
   auto m = HttpGet(s.http_port(), "/metrics");
   EXPECT_EQ(MetricValue(m.body, "greenline_disconnects_total", "reason=\"too_slow\""), 0);
   EXPECT_EQ(MetricValue(m.body, "greenline_connections_active", "service=\"chat\""), kReaders + 1);
