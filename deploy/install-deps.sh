@@ -3,10 +3,12 @@
 #
 #   deploy/install-deps.sh [build|test|docker|ci]
 #
-#   build  compilers, CMake, Ninja and the libraries the server links (the default)
+#   build  compilers, CMake, Ninja, the libraries the server links (the default), and Chart.js
+#          (libjs-chart.js), which the status page's build puts into the binary
 #   test   build + GoogleTest, Google Benchmark, clang 14 with its sanitizer runtimes (TSan, and
-#          libFuzzer for tests/fuzz/: libclang-rt-14-dev), Go 1.23 for the Go peers, and python3
-#          and gnuplot-nox for loadtest/bench's report and charts
+#          libFuzzer for tests/fuzz/: libclang-rt-14-dev), Go 1.23 for the Go peers, python3
+#          and gnuplot-nox for loadtest/bench's report and charts, and chromium with
+#          python3-websocket for the status page's browser test
 #   docker what deploy/smoke.sh needs (alone: the image builds its own compilers): the Docker
 #          engine and CLI (docker.io), Compose v1 (docker-compose), debootstrap for base images
 #          when no registry answers, jq, netcat and ss
@@ -20,9 +22,9 @@ set -euo pipefail
 
 set_name=${1:-build}
 build_pkgs=(g++ cmake ninja-build pkg-config git ca-certificates liburing-dev libasio-dev
-  libspdlog-dev libfmt-dev libcli11-dev nlohmann-json3-dev)
+  libspdlog-dev libfmt-dev libcli11-dev nlohmann-json3-dev libjs-chart.js)
 test_pkgs=(libgtest-dev libgmock-dev googletest libbenchmark-dev clang libclang-rt-14-dev
-  golang-1.23-go procps iproute2 netcat-openbsd python3 gnuplot-nox)
+  golang-1.23-go procps iproute2 netcat-openbsd python3 gnuplot-nox chromium python3-websocket)
 docker_pkgs=(docker.io docker-compose debootstrap jq netcat-openbsd iproute2)
 ci_pkgs=(g++-aarch64-linux-gnu qemu-user-static)
 
@@ -31,7 +33,7 @@ case "$set_name" in
   test) want=("${build_pkgs[@]}" "${test_pkgs[@]}") ;;
   docker) want=("${docker_pkgs[@]}") ;;
   ci) want=("${build_pkgs[@]}" "${test_pkgs[@]}" "${docker_pkgs[@]}" "${ci_pkgs[@]}") ;;
-  -h | --help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  -h | --help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
   *) echo "install-deps: unknown set '$set_name' (build, test, docker or ci)" >&2; exit 2 ;;
 esac
 

@@ -23,7 +23,52 @@ constexpr const char* kIndex =
     "\n"
     "/healthz           200 ok while serving, 503 once shutting down\n"
     "/metrics           Prometheus metrics (text format 0.0.4)\n"
-    "/debug/goroutines  goroutine dump (loopback clients only, unless opened by the operator)\n";
+    "/debug/goroutines  goroutine dump (loopback clients only, unless opened by the operator)\n"
+    "/                  live status page, in a browser (loopback clients only, unless opened)\n"
+    "/status.json       the status page's data\n";
+
+// The status page's headers: its scripts come from this server only (no inline script, no other
+// origin), it may not be framed, and nothing is sniffed into another type.
+void PageHeaders(HttpResponse* r, std::string_view cache_control) {
+  r->headers.emplace_back("Content-Security-Policy",
+                          "default-src 'self'; style-src 'self' 'unsafe-inline'; "
+                          "frame-ancestors 'none'; base-uri 'none'; form-action 'none'");
+  r->headers.emplace_back("X-Content-Type-Options", "nosniff");
+  r->headers.emplace_back("Cache-Control", std::string(cache_control));
+}
+
+HttpResponse Asset(std::string_view body, const char* content_type,
+                   std::string_view cache_control) {
+  HttpResponse r;
+  r.content_type = content_type;
+  r.body = std::string(body);
+  PageHeaders(&r, cache_control);
+  return r;
+}
+
+// The page's icon: a green dot.
+constexpr std::string_view kIcon =
+    "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 16 16\">"
+    "<circle cx=\"8\" cy=\"8\" r=\"7\" fill=\"#2f9e6f\"/></svg>\n";
+
+// The `since` of "since=SEQ" in a query string; 0 when absent or not a number.
+uint64_t SinceParam(std::string_view query) {
+  for (size_t at = 0; at <= query.size();) {
+    size_t end = query.find('&', at);
+    if (end == std::string_view::npos) end = query.size();
+    std::string_view part = query.substr(at, end - at);
+    if (part.rfind("since=", 0) == 0) {
+      uint64_t v = 0;
+      for (char c : part.substr(6)) {
+        if (c < '0' || c > '9' || v > (UINT64_MAX - 9) / 10) return 0;
+        v = v * 10 + static_cast<uint64_t>(c - '0');
+      }
+      return v;
+    }
+    at = end + 1;
+  }
+  return 0;
+}
 
 HttpResponse Text(int status, std::string body) {
   HttpResponse r;
@@ -115,6 +160,26 @@ HttpHandler MakeAdminHandler(Metrics& metrics, const AdminOptions& options) {
                     "operator can open it to all\n");
       }
       return Text(200, GoroutineDumpText());
+    }
+    bool status_path =
+        req.path == "/" || req.path == "/status.json" || req.path.rfind("/static/", 0) == 0;
+    if (options.status != nullptr && status_path) {
+      if (!options.status_public && !IsLoopback(req.peer)) {
+        return Text(403,
+                    "403 Forbidden: the status page is served to loopback clients only; the "
+                    "operator can open it to all (--status-public)\n");
+      }
+      if (req.path == "/") return Asset(StatusPageHtml(), "text/html; charset=utf-8", "no-cache");
+      if (req.path == "/static/status.js") {
+        return Asset(StatusPageScript(), "text/javascript; charset=utf-8", "no-cache");
+      }
+      if (req.path == "/static/chart.min.js") {
+        return Asset(ChartJs(), "text/javascript; charset=utf-8", "max-age=86400");
+      }
+      if (req.path == "/static/icon.svg") return Asset(kIcon, "image/svg+xml", "max-age=86400");
+      if (req.path == "/status.json") {
+        return Asset(options.status->Json(SinceParam(req.query)), "application/json", "no-store");
+      }
     }
     if (req.path == "/") return Text(200, kIndex);
     return Text(404, "404 Not Found: " + req.path + "\n" + kIndex);

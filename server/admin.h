@@ -1,6 +1,9 @@
 // The admin endpoint's routes, served by ServeHttp (http.h) on the admin port (default :9070):
 //
-//   /                  a short index of these endpoints
+//   /                  the live status page (server/status.h), with a board; else an index of
+//                      these endpoints. To loopback clients only, unless opened to all; so are:
+//   /status.json       the page's data (?since=SEQ: samples after SEQ only)
+//   /static/status.js, /static/chart.min.js   the page's scripts
 //   /healthz           200 "ok" while the server runs; 503 "shutting down" once the shutting-down
 //                      flag is set (it keeps answering through a graceful shutdown, so a load
 //                      balancer sees the server leave before its connections close)
@@ -13,6 +16,8 @@
 //   AdminOptions admin;
 //   admin.shutting_down = &shutting_down;          // the flag SIGTERM sets
 //   admin.debug_goroutines_public = flag;
+//   admin.status = &board;                         // StatusBoard (server/status.h); may be null
+//   admin.status_public = flag;
 //   HttpOptions http;
 //   http.metrics = &metrics;
 //   ServeHttp(admin_listener, MakeAdminHandler(metrics, admin), http);
@@ -27,6 +32,7 @@
 #include "greenline/net.h"
 #include "server/http.h"
 #include "server/metrics.h"
+#include "server/status.h"
 
 namespace greenline::server {
 
@@ -37,6 +43,12 @@ struct AdminOptions {
   // Serve /debug/goroutines to every client, not only to loopback ones. The dump shows the
   // server's code paths and every connection's state: open it only on a trusted network.
   bool debug_goroutines_public = false;
+  // The status page's data; null: / is a plain index and /status.json is 404. Must outlive the
+  // handler.
+  StatusBoard* status = nullptr;
+  // Serve the status page and its data to every client, not only to loopback ones. It shows
+  // connection counts, room names and member counts: open it only on a trusted network.
+  bool status_public = false;
 };
 
 // The admin routes above. `metrics` must outlive the handler. The handler may be called from many

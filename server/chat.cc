@@ -392,6 +392,24 @@ void ChatHub::Rooms(ChatClient* c) {
   c->Send(std::move(line));
 }
 
+size_t ChatHub::BiggestRooms(size_t max, std::vector<std::pair<std::string, size_t>>* out) {
+  out->clear();
+  MutexLock lock(mu_);  // rooms are not removed meanwhile; only the top ones' names are copied
+  std::vector<std::pair<size_t, const ChatRoom*>> all;
+  all.reserve(rooms_.size());
+  for (auto& [key, room] : rooms_) {
+    MutexLock room_lock(room->mu);
+    all.emplace_back(room->members.size(), room.get());
+  }
+  auto bigger = [](const auto& a, const auto& b) {
+    return a.first != b.first ? a.first > b.first : a.second->name < b.second->name;
+  };
+  size_t n = std::min(max, all.size());
+  std::partial_sort(all.begin(), all.begin() + static_cast<ptrdiff_t>(n), all.end(), bigger);
+  for (size_t i = 0; i < n; ++i) out->emplace_back(all[i].second->name, all[i].first);
+  return rooms_.size();
+}
+
 // ---- the handler -----------------------------------------------------------------------------
 
 namespace {

@@ -23,6 +23,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "greenline/mutex.h"
@@ -63,6 +64,10 @@ class ChatHub {
   void Who(ChatClient* c);
   void Rooms(ChatClient* c);
 
+  // The `max` biggest rooms as (name, members), biggest first, equal ones by name; how many rooms
+  // there are. Takes the hub's lock and each room's in turn (the status page, once a second).
+  size_t BiggestRooms(size_t max, std::vector<std::pair<std::string, size_t>>* out);
+
  private:
   static std::string Key(std::string_view nick);
   ChatRoom* RoomLocked(std::string_view name) GL_REQUIRES(mu_);
@@ -88,6 +93,10 @@ class ChatService final : public Service {
 
   const Config& config() const { return config_; }
   OutputBudget& budget() { return budget_; }
+  // ChatHub::BiggestRooms.
+  size_t BiggestRooms(size_t max, std::vector<std::pair<std::string, size_t>>* out) {
+    return hub_.BiggestRooms(max, out);
+  }
 
  protected:
   void Serve(net::Conn conn, ConnTicket ticket) override;

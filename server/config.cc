@@ -252,6 +252,9 @@ ParseResult ParseCommandLine(int argc, char** argv) {
   app.add_flag("--debug-goroutines-public", c.debug_goroutines_public,
                "serve /debug/goroutines to any peer, not only loopback")
       ->envname("GREENLINE_DEBUG_GOROUTINES_PUBLIC");
+  app.add_flag("--status-public", c.status_public,
+               "serve the status page (/ and /status.json) to any peer, not only loopback")
+      ->envname("GREENLINE_STATUS_PUBLIC");
 
   try {
     app.parse(argc, argv);

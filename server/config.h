@@ -45,6 +45,7 @@ struct Config {
 
   bool debug_commands = false;           // echo's and chat's /debug panic, chat's /debug block
   bool debug_goroutines_public = false;  // /debug/goroutines to non-loopback peers too
+  bool status_public = false;            // the status page to non-loopback peers too
 };
 
 // Parses argv (and the environment). Returns the configuration, or an exit status: 0 after

@@ -1,5 +1,6 @@
 // greenline: line-protocol echo (7007) and chat (7070) servers, and an HTTP endpoint (9070) with
-// /metrics, /healthz and /debug/goroutines. Every connection is a goroutine of greenline's runtime.
+// the live status page (/), /metrics, /healthz and /debug/goroutines. Every connection is a
+// goroutine of greenline's runtime.
 //
 // Signals: SIGTERM or SIGINT starts a graceful shutdown (stop accepting, /healthz 503, chat users
 // told, queued output flushed, connections closed, exit 0 within --shutdown-grace); a second one
@@ -31,6 +32,7 @@
 #include "server/logging.h"
 #include "server/metrics.h"
 #include "server/server.h"
+#include "server/status.h"
 
 namespace {
 
@@ -66,6 +68,10 @@ void Serve(const Config& cfg) {
   AdminOptions admin;
   admin.shutting_down = &shutting_down;
   admin.debug_goroutines_public = cfg.debug_goroutines_public;
+  // The status page's sampler: a goroutine from now until the shutdown's end.
+  static StatusBoard status(metrics, cfg.chat_addr.empty() ? nullptr : &chat);
+  admin.status = &status;
+  admin.status_public = cfg.status_public;
   HttpOptions http_options;
   http_options.metrics = &metrics;
   static HttpService http(MakeAdminHandler(metrics, admin), http_options);
@@ -98,6 +104,13 @@ void Serve(const Config& cfg) {
         cfg.out_queue >> 10, FormatDuration(cfg.out_queue_grace), cfg.out_min_rate >> 10,
         cfg.out_queue_hard >> 10, cfg.out_memory >> 20);
   }
+
+  WaitGroup sampling;
+  sampling.Add(1);
+  Go([&] {
+    status.Run();
+    sampling.Done();
+  });
 
   WaitGroup line_loops, http_loop;  // the accept loops
   for (Listening& l : line_services) {
@@ -166,6 +179,8 @@ void Serve(const Config& cfg) {
   http_loop.Wait();
   http.Stop();
   http.Wait();
+  status.Stop();
+  sampling.Wait();
   returning.Close();
   second_signal.Wait();
   ShutDownLogs();

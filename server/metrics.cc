@@ -159,19 +159,24 @@ double ReadStartTime() {
   return boot + static_cast<double>(start_ticks) / static_cast<double>(ticks);
 }
 
-ProcessStats ReadProcessStats() {
-  ProcessStats s;
+// CPU time, and virtual and resident memory (-1 where unknown).
+void ReadUsage(double* cpu_seconds, int64_t* virtual_bytes, int64_t* resident_bytes) {
   rusage ru{};
   if (getrusage(RUSAGE_SELF, &ru) == 0) {
-    s.cpu_seconds = static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-                    static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+    *cpu_seconds = static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+                   static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
   }
   long long pages = 0, resident = 0;
   if (std::sscanf(ReadProcFile("/proc/self/statm").c_str(), "%lld %lld", &pages, &resident) == 2) {
     long page = sysconf(_SC_PAGESIZE);
-    s.virtual_bytes = pages * page;
-    s.resident_bytes = resident * page;
+    *virtual_bytes = pages * page;
+    *resident_bytes = resident * page;
   }
+}
+
+ProcessStats ReadProcessStats() {
+  ProcessStats s;
+  ReadUsage(&s.cpu_seconds, &s.virtual_bytes, &s.resident_bytes);
   s.open_fds = CountOpenFds();
   rlimit rl{};
   if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
@@ -232,6 +237,13 @@ class Writer {
 
 }  // namespace
 
+ProcessUsage ReadProcessUsage() {
+  ProcessUsage u;
+  int64_t virtual_bytes = -1;
+  ReadUsage(&u.cpu_seconds, &virtual_bytes, &u.resident_bytes);
+  return u;
+}
+
 std::string Metrics::RenderPrometheus() const {
   Writer w;
   auto per_service = [&w](std::string_view name, std::string_view type, std::string_view help,
@@ -259,7 +271,7 @@ std::string Metrics::RenderPrometheus() const {
            "Line-protocol connections closed by the server or the client, by reason.");
   w.PerLabel("greenline_disconnects_total", "reason", disconnects_total, &DisconnectReasonName);
 
-  w.Family("greenline_chat_rooms", "gauge", "Chat rooms with at least one user.");
+  w.Family("greenline_chat_rooms", "gauge", "Chat rooms: #lobby, and every other room while someone is in it.");
   w.Sample("greenline_chat_rooms", chat_rooms.Value());
 
   w.Family("greenline_chat_output_bytes", "gauge",
@@ -285,6 +297,12 @@ std::string Metrics::RenderPrometheus() const {
            "blocking (waiting for another goroutine: channel, select, sync).");
   w.Sample("greenline_goroutines", "state", "running", std::to_string(states.running));
   w.Sample("greenline_goroutines", "state", "blocking", std::to_string(states.blocking));
+  w.Family("greenline_goroutines_waiting", "gauge",
+           "Parked goroutines by wait reason (Go's names: \"IO wait\", \"chan receive\", ...).");
+  for (int r = 1; r < static_cast<int>(WaitReason::kCount); ++r) {
+    w.Sample("greenline_goroutines_waiting", "reason", WaitReasonName(static_cast<WaitReason>(r)),
+             std::to_string(states.by_reason[r]));
+  }
 
   w.Family("greenline_workers", "gauge", "Runtime workers (OS threads running goroutines).");
   w.Sample("greenline_workers", MaxProcs());

@@ -45,6 +45,14 @@ namespace greenline::server {
 // header.
 std::string_view BuildVersion();
 
+// The process's CPU time so far (user + system, seconds) and resident memory (bytes); -1 where
+// unknown. getrusage and /proc/self/statm: microseconds, from any thread or goroutine.
+struct ProcessUsage {
+  double cpu_seconds = -1;
+  int64_t resident_bytes = -1;
+};
+ProcessUsage ReadProcessUsage();
+
 // The services a connection belongs to (label service="echo|chat|http").
 enum class ServiceId : uint8_t { kEcho, kChat, kHttp, kCount };
 std::string_view ServiceName(ServiceId service);
@@ -163,7 +171,8 @@ struct Metrics {
   Gauge shutting_down;
 
   // The text exposition format 0.0.4: "# HELP" and "# TYPE" per family, then its samples, for the
-  // metrics above plus greenline_goroutines{state}, greenline_workers, greenline_poller_info{kind},
+  // metrics above plus greenline_goroutines{state}, greenline_goroutines_waiting{reason},
+  // greenline_workers, greenline_poller_info{kind},
   // greenline_build_info{version} and the standard process_* metrics (resident and virtual memory,
   // CPU seconds, open and maximum descriptors, start time). Reads /proc: may take milliseconds
   // with many descriptors open, so call it off the workers (greenline::Blocking). From any

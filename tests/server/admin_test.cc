@@ -34,21 +34,8 @@ using greenline::testing::ParsePrometheusText;
 using greenline::testing::PrometheusText;
 using greenline::testing::TestHttpServer;
 
-net::Addr V4(const char* ip) {
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(40000);
-  EXPECT_EQ(inet_pton(AF_INET, ip, &sa.sin_addr), 1) << ip;
-  return net::Addr(reinterpret_cast<const sockaddr*>(&sa), sizeof sa);
-}
-
-net::Addr V6(const char* ip) {
-  sockaddr_in6 sa{};
-  sa.sin6_family = AF_INET6;
-  sa.sin6_port = htons(40000);
-  EXPECT_EQ(inet_pton(AF_INET6, ip, &sa.sin6_addr), 1) << ip;
-  return net::Addr(reinterpret_cast<const sockaddr*>(&sa), sizeof sa);
-}
+net::Addr V4(const char* ip) { return greenline::testing::AddrV4(ip); }
+net::Addr V6(const char* ip) { return greenline::testing::AddrV6(ip); }
 
 // Options by assignment: designated initializers that leave members out trip g++'s
 // -Wmissing-field-initializers (-Wextra).

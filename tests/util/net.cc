@@ -231,4 +231,20 @@ ConnPair MakeConnPair(std::string_view address) {
   return pair;
 }
 
+net::Addr AddrV4(const char* ip) {
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(40000);
+  EXPECT_EQ(inet_pton(AF_INET, ip, &sa.sin_addr), 1) << ip;
+  return net::Addr(reinterpret_cast<const sockaddr*>(&sa), sizeof sa);
+}
+
+net::Addr AddrV6(const char* ip) {
+  sockaddr_in6 sa{};
+  sa.sin6_family = AF_INET6;
+  sa.sin6_port = htons(40000);
+  EXPECT_EQ(inet_pton(AF_INET6, ip, &sa.sin6_addr), 1) << ip;
+  return net::Addr(reinterpret_cast<const sockaddr*>(&sa), sizeof sa);
+}
+
 }  // namespace greenline::testing

@@ -31,6 +31,11 @@ const char* PollerNameOf(PollerKind kind);
 // Test-name suffix for a PollerKind parameter: "Epoll", "IoUring".
 std::string PollerParamName(const ::testing::TestParamInfo<PollerKind>& info);
 
+// An address from its text, port 40000: a peer for handlers tested without a socket. Fails the
+// test when `ip` does not parse.
+net::Addr AddrV4(const char* ip);
+net::Addr AddrV6(const char* ip);
+
 // Raises the soft RLIMIT_NOFILE to the hard limit; returns the soft limit now.
 rlim_t RaiseNofileToHard();
 
