@@ -31,6 +31,7 @@
 #include "server/http.h"
 #include "server/logging.h"
 #include "server/metrics.h"
+#include "server/scavenger.h"
 #include "server/server.h"
 #include "server/status.h"
 
@@ -105,10 +106,15 @@ void Serve(const Config& cfg) {
         cfg.out_queue_hard >> 10, cfg.out_memory >> 20);
   }
 
-  WaitGroup sampling;
-  sampling.Add(1);
+  static HeapScavenger scavenger;
+  WaitGroup sampling;  // the status board's sampler and the heap scavenger
+  sampling.Add(2);
   Go([&] {
     status.Run();
+    sampling.Done();
+  });
+  Go([&] {
+    scavenger.Run();
     sampling.Done();
   });
 
@@ -180,6 +186,7 @@ void Serve(const Config& cfg) {
   http.Stop();
   http.Wait();
   status.Stop();
+  scavenger.Stop();
   sampling.Wait();
   returning.Close();
   second_signal.Wait();
