@@ -271,7 +271,8 @@ std::string Metrics::RenderPrometheus() const {
            "Line-protocol connections closed by the server or the client, by reason.");
   w.PerLabel("greenline_disconnects_total", "reason", disconnects_total, &DisconnectReasonName);
 
-  w.Family("greenline_chat_rooms", "gauge", "Chat rooms: #lobby, and every other room while someone is in it.");
+  w.Family("greenline_chat_rooms", "gauge",
+           "Chat rooms: #lobby, and every other room while someone is in it.");
   w.Sample("greenline_chat_rooms", chat_rooms.Value());
 
   w.Family("greenline_chat_output_bytes", "gauge",
