@@ -5,6 +5,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -50,6 +51,23 @@ HttpResponse Asset(std::string_view body, const char* content_type,
 constexpr std::string_view kIcon =
     "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 16 16\">"
     "<circle cx=\"8\" cy=\"8\" r=\"7\" fill=\"#2f9e6f\"/></svg>\n";
+
+// True when the request's Host names this machine by "localhost" or an IP literal, or is absent
+// (HTTP/1.0). The loopback-only routes check it too: a page from another site that rebinds its
+// own name to 127.0.0.1 ("DNS rebinding") reaches us from a loopback peer, but its requests carry
+// that name as Host.
+bool LocalHostHeader(const HttpRequest& req) {
+  const std::string* header = req.FindHeader("Host");
+  if (header == nullptr) return true;
+  std::string_view host = *header;
+  if (!host.empty() && host.front() == '[') return host.find(']') != std::string_view::npos;
+  if (size_t colon = host.rfind(':'); colon != std::string_view::npos) host = host.substr(0, colon);
+  if (host.empty()) return false;
+  std::string lower(host);
+  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (lower == "localhost") return true;
+  return lower.find_first_not_of("0123456789.") == std::string::npos;  // an IPv4 literal
+}
 
 // The `since` of "since=SEQ" in a query string; 0 when absent or not a number.
 uint64_t SinceParam(std::string_view query) {
@@ -154,7 +172,7 @@ HttpHandler MakeAdminHandler(Metrics& metrics, const AdminOptions& options) {
       return r;
     }
     if (req.path == "/debug/goroutines") {
-      if (!options.debug_goroutines_public && !IsLoopback(req.peer)) {
+      if (!options.debug_goroutines_public && (!IsLoopback(req.peer) || !LocalHostHeader(req))) {
         return Text(403,
                     "403 Forbidden: the goroutine dump is served to loopback clients only; the "
                     "operator can open it to all\n");
@@ -164,17 +182,18 @@ HttpHandler MakeAdminHandler(Metrics& metrics, const AdminOptions& options) {
     bool status_path =
         req.path == "/" || req.path == "/status.json" || req.path.rfind("/static/", 0) == 0;
     if (options.status != nullptr && status_path) {
-      if (!options.status_public && !IsLoopback(req.peer)) {
+      if (!options.status_public && (!IsLoopback(req.peer) || !LocalHostHeader(req))) {
         return Text(403,
-                    "403 Forbidden: the status page is served to loopback clients only; the "
-                    "operator can open it to all (--status-public)\n");
+                    "403 Forbidden: the status page is served to loopback clients asking for "
+                    "localhost or an IP address only; the operator can open it to all "
+                    "(--status-public)\n");
       }
       if (req.path == "/") return Asset(StatusPageHtml(), "text/html; charset=utf-8", "no-cache");
       if (req.path == "/static/status.js") {
         return Asset(StatusPageScript(), "text/javascript; charset=utf-8", "no-cache");
       }
       if (req.path == "/static/chart.min.js") {
-        return Asset(ChartJs(), "text/javascript; charset=utf-8", "max-age=86400");
+        return Asset(ChartJs(), "text/javascript; charset=utf-8", "no-cache");
       }
       if (req.path == "/static/icon.svg") return Asset(kIcon, "image/svg+xml", "max-age=86400");
       if (req.path == "/status.json") {

@@ -1,15 +1,16 @@
 // The admin endpoint's routes, served by ServeHttp (http.h) on the admin port (default :9070):
 //
 //   /                  the live status page (server/status.h), with a board; else an index of
-//                      these endpoints. To loopback clients only, unless opened to all; so are:
+//                      these endpoints. To loopback clients that name it by "localhost" or an
+//                      IP address (Host), unless opened to all; so are:
 //   /status.json       the page's data (?since=SEQ: samples after SEQ only)
-//   /static/status.js, /static/chart.min.js   the page's scripts
+//   /static/status.js, /static/chart.min.js, /static/icon.svg   the page's scripts and icon
 //   /healthz           200 "ok" while the server runs; 503 "shutting down" once the shutting-down
 //                      flag is set (it keeps answering through a graceful shutdown, so a load
 //                      balancer sees the server leave before its connections close)
 //   /metrics           Metrics::RenderPrometheus, text format 0.0.4
 //   /debug/goroutines  the goroutine dump (what Go users know from net/http/pprof's
-//                      goroutine?debug=2); to loopback clients only, unless opened to all
+//                      goroutine?debug=2); to loopback clients only (as /), unless opened to all
 //   anything else      404
 //
 // Wiring (server/main.cc):

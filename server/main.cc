@@ -107,12 +107,16 @@ void Serve(const Config& cfg) {
   }
 
   static HeapScavenger scavenger;
-  WaitGroup sampling;  // the status board's sampler and the heap scavenger
-  sampling.Add(2);
-  Go([&] {
-    status.Run();
-    sampling.Done();
-  });
+  WaitGroup sampling;  // the status board's sampler (when there is an admin endpoint) and the
+                       // heap scavenger
+  sampling.Add(1);
+  if (admin_endpoint.listener.valid()) {
+    sampling.Add(1);
+    Go([&] {
+      status.Run();
+      sampling.Done();
+    });
+  }
   Go([&] {
     scavenger.Run();
     sampling.Done();

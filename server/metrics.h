@@ -172,9 +172,9 @@ struct Metrics {
 
   // The text exposition format 0.0.4: "# HELP" and "# TYPE" per family, then its samples, for the
   // metrics above plus greenline_goroutines{state}, greenline_goroutines_waiting{reason},
-  // greenline_workers, greenline_poller_info{kind},
-  // greenline_build_info{version} and the standard process_* metrics (resident and virtual memory,
-  // CPU seconds, open and maximum descriptors, start time). Reads /proc: may take milliseconds
+  // greenline_workers, greenline_poller_info{kind}, greenline_build_info{version} and the standard
+  // process_* metrics (resident and virtual memory, CPU seconds, open and maximum descriptors,
+  // start time). Reads /proc: may take milliseconds
   // with many descriptors open, so call it off the workers (greenline::Blocking). From any
   // thread.
   std::string RenderPrometheus() const;

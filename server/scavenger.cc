@@ -12,7 +12,7 @@ namespace greenline::server {
 bool HeapScavenger::ScavengeOnce() {
   return Blocking([this] {
     struct mallinfo2 info = mallinfo2();
-    size_t free_bytes = info.fordblks;  // free chunks in all arenas (not the fast bins' few)
+    size_t free_bytes = info.fordblks;  // free chunks in all arenas (tcache's count as in use)
     size_t in_use = info.uordblks + info.hblkhd;  // allocated, mmapped big blocks included
     if (free_bytes < options_.min_free || free_bytes < in_use) return false;
     int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -25,7 +25,7 @@ bool HeapScavenger::ScavengeOnce() {
       return false;  // nothing new to give back since the last trim
     }
     malloc_trim(0);
-    free_at_trim_ = free_bytes;
+    free_at_trim_ = mallinfo2().fordblks;  // after: a trim of the heap's top lowers it
     trimmed_at_ns_ = now;
     trims_.fetch_add(1, std::memory_order_relaxed);
     return true;

@@ -11,11 +11,13 @@
 // Each period it reads the allocator's totals (mallinfo2: free and in-use bytes) and trims only
 // when the free part is both over 32 MiB and over what is in use: a server at a steady load keeps
 // its free chunks for reuse and never pays for a trim; one whose load went away gets its memory
-// back within a period. A trim leaves the chunks free (only their pages go), so the totals alone
-// would ask for a trim every period after one burst: it trims again only once the free part has
-// moved by half the threshold since, or a minute has passed (pages freed then reused and freed
-// again look the same in the totals). Both calls walk the arenas' free chunks under each arena's
-// lock (milliseconds for a big heap), so they run on the blocking pool, never on a worker.
+// back within a period. While a trim walks an arena, a worker that allocates from that arena waits
+// for its lock (milliseconds at most, and only after a burst). A trim leaves the chunks free (only
+// their pages go), so the totals alone would ask for a trim every period after one burst: it trims
+// again only once the free part has moved by half the threshold since, or a minute has passed
+// (pages freed then reused and freed again look the same in the totals). Both calls walk the
+// arenas' free chunks under each arena's lock (milliseconds for a big heap), so they run on the
+// blocking pool, never on a worker.
 #pragma once
 
 #include <atomic>

@@ -12,7 +12,12 @@
 namespace greenline::server {
 
 StatusBoard::StatusBoard(const Metrics& metrics, ChatService* chat, const Options& options)
-    : metrics_(metrics), chat_(chat), options_(options) {}
+    : metrics_(metrics),
+      chat_(chat),
+      options_(options),
+      boot_ms_(std::chrono::duration_cast<std::chrono::milliseconds>(
+                   std::chrono::system_clock::now().time_since_epoch())
+                   .count()) {}
 
 void StatusBoard::Run() {
   Sample();
@@ -133,6 +138,7 @@ std::string StatusBoard::Json(uint64_t since) {
       {"workers", MaxProcs()},
       {"period_ms", options_.period.count()},
       {"keep", options_.keep},
+      {"boot", boot_ms_},
       {"last_seq", last_seq},
       {"reasons", std::move(reasons)},
       {"samples", std::move(samples_json)},

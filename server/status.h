@@ -95,6 +95,7 @@ class StatusBoard {
   const Metrics& metrics_;
   ChatService* const chat_;
   const Options options_;
+  const int64_t boot_ms_;  // when the board was made (wall clock): a page sees a restart by it
   Chan<bool> stop_ = MakeChan<bool>();  // closed by Stop
   Mutex mu_;
   std::deque<StatusSample> samples_ GL_GUARDED_BY(mu_);  // oldest first, at most options_.keep

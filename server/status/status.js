@@ -154,7 +154,7 @@
     body.replaceChildren(...rows);
     setText('rooms-note', rooms.total > rooms.biggest.length
         ? 'The ' + rooms.biggest.length + ' biggest of ' + fmtInt(rooms.total) + ' rooms.'
-        : rooms.total === 0 ? 'No rooms: nobody is in chat.' : '');
+        : rooms.total === 0 ? 'No rooms: chat is off.' : '');
   }
 
   async function poll() {
@@ -162,8 +162,8 @@
       const resp = await fetch('/status.json?since=' + lastSeq, { cache: 'no-store' });
       if (!resp.ok) throw new Error('HTTP ' + resp.status);
       const j = await resp.json();
-      // A restarted server counts from 1 again: start over.
-      if (j.last_seq < lastSeq) { samples = []; lastSeq = 0; return; }
+      // A restarted server has another boot time and counts from 1 again: start over.
+      if (info && j.boot !== info.boot) { samples = []; lastSeq = 0; info = null; return; }
       info = j;
       setText('version', j.version);
       setText('poller', j.poller);

@@ -13,9 +13,9 @@ a query.
 import json
 import re
 import signal
-import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 
@@ -24,20 +24,21 @@ PROMQL_WORDS = {"sum", "by", "rate", "increase", "ignoring", "on", "without", "a
                 "count", "label_values"}
 
 
-def unused_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def scrape(binary):
     """{family: {label: set(values)}} from a fresh server's /metrics."""
-    port = unused_port()
     server = subprocess.Popen([binary, "--echo-addr=127.0.0.1:0", "--chat-addr=127.0.0.1:0",
-                               f"--http-addr=127.0.0.1:{port}"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                               "--http-addr=127.0.0.1:0"],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         deadline = time.time() + 20
+        for raw in server.stdout:  # the port the kernel picked, from the log
+            m = re.search(rb"http on [\d.]+:(\d+)", raw)
+            if m:
+                port = int(m.group(1))
+                break
+        else:
+            raise SystemExit("FAIL: the server did not start")
+        threading.Thread(target=lambda: server.stdout.read(), daemon=True).start()
         while True:
             try:
                 text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics",
@@ -70,7 +71,12 @@ def main():
         dashboard = json.load(f)
     families = scrape(binary)
     failures = []
-    ids = [p["id"] for p in dashboard["panels"]]
+    panels = []  # rows hold panels of their own
+    for p in dashboard["panels"]:
+        panels.append(p)
+        panels += p.get("panels", [])
+    dashboard["panels"] = [p for p in panels if p.get("type") != "row"]
+    ids = [p["id"] for p in panels]
     if len(ids) != len(set(ids)):
         failures.append(f"panel ids repeat: {ids}")
     exprs = []

@@ -472,6 +472,36 @@ TEST_P(E2E, ChatIdleConnectionsHoldNoStackAndWakeForInputAndOutput) {
                                  << " goroutines with a stack (" << before.with_stack << " before)";
 }
 
+TEST_P(E2E, StatusJsonListsRoomsBiggestFirstAndEqualOnesByName) {
+  // The status page's rooms (ChatHub::BiggestRooms through the board's sampler): biggest first,
+  // rooms of the same size by name, #lobby even when empty, and how many rooms there are.
+  ServerProcess s(Args({}));
+  ASSERT_TRUE(s.ok());
+  std::vector<User> users;
+  for (int i = 0; i < 5; ++i) users.push_back(Enter(s.chat_port()));
+  const char* rooms[] = {"#big", "#big", "#big", "#tie-b", "#tie-a"};
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(users[i].c.Send(std::string("/join ") + rooms[i] + "\n"));
+    std::string joined = "* " + users[i].nick + " joined " + rooms[i];
+    for (auto l = users[i].c.ReadLine(); l != joined; l = users[i].c.ReadLine()) {
+      ASSERT_TRUE(l.has_value()) << users[i].nick << " never joined " << rooms[i];
+    }
+  }
+  const std::string want =
+      R"([{"members":3,"name":"#big"},{"members":1,"name":"#tie-a"},)"
+      R"({"members":1,"name":"#tie-b"},{"members":0,"name":"#lobby"}])";
+  nlohmann::json j;
+  for (int i = 0; i < 100; ++i) {  // the board samples once a second
+    j = nlohmann::json::parse(HttpGet(s.http_port(), "/status.json").body, nullptr, false);
+    if (!j.is_discarded() && j["rooms"]["biggest"].dump() == want) break;
+    std::this_thread::sleep_for(50ms);
+  }
+  ASSERT_FALSE(j.is_discarded());
+  EXPECT_EQ(j["rooms"]["biggest"].dump(), want);
+  EXPECT_EQ(j["rooms"]["total"], 4);
+  EXPECT_EQ(j["samples"].back()["connections"]["chat"], 5);
+}
+
 // `n` users in #lobby who have read every join notice (their own and the later ones').
 std::vector<User> EnterMany(uint16_t port, int n) {
   std::vector<User> users;
@@ -556,7 +586,8 @@ TEST_P(E2E, ChatStressBurstIntoReadersThatDrainLosesNone) {
   // all get everything. (With the limit of old, a cut at once past --out-queue, they were cut.)
   // The readers wait until the server has queued more than all their soft limits together, so
   // some reader was over its limit however fast they read next to the server (a sanitizer build
-  // is slower than they are); small receive buffers keep the kernel from absorbing the burst.
+  // is slower than they are); fixed receive buffers (no autotuning up to megabytes) keep the
+  // kernel from absorbing the burst.
   ServerProcess s(Args({"--chat-rate=0", "--out-queue=64KiB", "--out-queue-hard=64MiB"}));
   ASSERT_TRUE(s.ok());
   constexpr int kReaders = 5, kLines = 2000;

@@ -66,9 +66,7 @@ TEST(HeapScavengerTest, RunChecksEachPeriodUntilStopped) {
   greenline::Run([] {
     HeapScavenger::Options options;
     options.period = 10ms;
-    // Every check trims once a free part over what is in use has moved by a byte: keep it
-    // moving.
-    options.min_free = 2;
+    options.min_free = 1 << 20;  // trims again once the free part moved by 512 KiB
     HeapScavenger scavenger(options);
     WaitGroup running;
     running.Add(1);
@@ -76,12 +74,18 @@ TEST(HeapScavengerTest, RunChecksEachPeriodUntilStopped) {
       scavenger.Run();
       running.Done();
     });
-    // Frees (then holds) a growing block each time, so the free part keeps moving.
+    // Each round frees 2 MiB of heap blocks below a chunk it keeps: the free part grows by more
+    // than what is in use could (a fresh test process holds well under that), so each check
+    // trims.
     std::vector<void*> held;
     for (int i = 0; i < 500 && scavenger.trims() < 3; ++i) {
-      void* big = std::malloc((64 << 10) + static_cast<size_t>(i) * 4096);
+      std::vector<void*> burst;
+      for (int j = 0; j < 32; ++j) {
+        burst.push_back(std::malloc(64 << 10));
+        std::memset(burst.back(), 1, 64 << 10);
+      }
       held.push_back(std::malloc(64));
-      std::free(big);
+      for (void* p : burst) std::free(p);
       Sleep(10ms);
     }
     for (void* p : held) std::free(p);

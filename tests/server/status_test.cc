@@ -190,6 +190,26 @@ TEST(StatusRoutesTest, PageScriptsAndDataAreServedToLoopbackPeersUnlessOpened) {
         json::parse(get(closed, "/status.json", "x=1&since=bad", local).body)["samples"].size(), 2u)
         << "a since that is not a number means all";
 
+    // A loopback peer naming the server by "localhost" or an IP address is served; one that names
+    // it otherwise (a page whose name was rebound to 127.0.0.1) is not.
+    auto with_host = [&](HttpHandler& h, const char* host) {
+      HttpRequest req;
+      req.method = "GET";
+      req.path = "/status.json";
+      req.peer = local;
+      req.headers.emplace_back("Host", host);
+      return h(req).status;
+    };
+    for (const char* host :
+         {"localhost:9070", "LOCALHOST", "127.0.0.1:9070", "10.0.0.5", "[::1]:9070"}) {
+      EXPECT_EQ(with_host(closed, host), 200) << host;
+    }
+    for (const char* host :
+         {"evil.example", "evil.example:9070", "localhost.evil.example", ":9070"}) {
+      EXPECT_EQ(with_host(closed, host), 403) << host;
+      EXPECT_EQ(with_host(open, host), 200) << host << " (opened to all)";
+    }
+
     for (const char* path : {"/", "/status.json", "/static/status.js", "/static/chart.min.js"}) {
       HttpResponse refused = get(closed, path, "", foreign);
       EXPECT_EQ(refused.status, 403) << path;
