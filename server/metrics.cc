@@ -1,6 +1,7 @@
 #include "server/metrics.h"
 
 #include <dirent.h>
+#include <malloc.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -316,6 +317,17 @@ std::string Metrics::RenderPrometheus() const {
   w.Sample("greenline_build_info", "version", BuildVersion(), "1");
 
   ProcessStats p = ReadProcessStats();
+  // glibc's totals (mallinfo2 walks the free chunks: microseconds to milliseconds, under each
+  // arena's lock; this runs on the blocking pool). In use is what a leak grows; free is what the
+  // heap keeps mapped for reuse, some of which RSS counts.
+  struct mallinfo2 heap = mallinfo2();
+  w.Family("greenline_heap_in_use_bytes", "gauge",
+           "Heap bytes allocated (glibc malloc, big mmapped blocks included).");
+  w.Sample("greenline_heap_in_use_bytes", static_cast<int64_t>(heap.uordblks + heap.hblkhd));
+  w.Family("greenline_heap_free_bytes", "gauge",
+           "Heap bytes free for reuse (glibc malloc), resident or given back to the kernel.");
+  w.Sample("greenline_heap_free_bytes", static_cast<int64_t>(heap.fordblks));
+
   w.Family("process_cpu_seconds_total", "counter", "User and system CPU time spent in seconds.");
   if (p.cpu_seconds >= 0) w.Double("process_cpu_seconds_total", p.cpu_seconds);
   w.Family("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");

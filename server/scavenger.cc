@@ -14,7 +14,7 @@ bool HeapScavenger::ScavengeOnce() {
     struct mallinfo2 info = mallinfo2();
     size_t free_bytes = info.fordblks;  // free chunks in all arenas (tcache's count as in use)
     size_t in_use = info.uordblks + info.hblkhd;  // allocated, mmapped big blocks included
-    if (free_bytes < options_.min_free || free_bytes < in_use) return false;
+    if (free_bytes < options_.min_free || free_bytes < in_use / 4) return false;
     int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
                       std::chrono::steady_clock::now().time_since_epoch())
                       .count();
