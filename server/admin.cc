@@ -52,10 +52,10 @@ constexpr std::string_view kIcon =
     "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 16 16\">"
     "<circle cx=\"8\" cy=\"8\" r=\"7\" fill=\"#2f9e6f\"/></svg>\n";
 
-// True when the request's Host names this machine by "localhost" or an IP literal, or is absent
-// (HTTP/1.0). The loopback-only routes check it too: a page from another site that rebinds its
-// own name to 127.0.0.1 ("DNS rebinding") reaches us from a loopback peer, but its requests carry
-// that name as Host.
+// True when the request's Host names this machine by "localhost", its host name or an IP literal,
+// or is absent (HTTP/1.0). The loopback-only routes check it too: a page from another site that
+// rebinds its own name to 127.0.0.1 ("DNS rebinding") reaches us from a loopback peer, but its
+// requests carry that name as Host.
 bool LocalHostHeader(const HttpRequest& req) {
   const std::string* header = req.FindHeader("Host");
   if (header == nullptr) return true;
@@ -66,6 +66,12 @@ bool LocalHostHeader(const HttpRequest& req) {
   std::string lower(host);
   for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   if (lower == "localhost") return true;
+  char name[256] = {};
+  if (gethostname(name, sizeof name - 1) == 0) {
+    std::string own(name);
+    for (char& c : own) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (lower == own) return true;  // Debian maps it to 127.0.1.1
+  }
   return lower.find_first_not_of("0123456789.") == std::string::npos;  // an IPv4 literal
 }
 

@@ -38,7 +38,7 @@ bool HttpReply::HasHeader(std::string_view name) const {
 }
 
 std::string GetRequest(std::string_view path, std::string_view extra, std::string_view method) {
-  return std::string(method) + " " + std::string(path) + " HTTP/1.1\r\nHost: test\r\n" +
+  return std::string(method) + " " + std::string(path) + " HTTP/1.1\r\nHost: localhost\r\n" +
          std::string(extra) + "\r\n";
 }
 

@@ -36,7 +36,7 @@ struct HttpReply {
   bool HasHeader(std::string_view name) const;
 };
 
-// "GET <path> HTTP/1.1\r\nHost: test\r\n<extra>\r\n": `extra` holds whole header lines.
+// "GET <path> HTTP/1.1\r\nHost: localhost\r\n<extra>\r\n": `extra` holds whole header lines.
 std::string GetRequest(std::string_view path, std::string_view extra = "",
                        std::string_view method = "GET");
 
