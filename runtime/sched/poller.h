@@ -58,4 +58,9 @@ class PollerBackend {
 // CurrentWorker(), not cached across a switch: a goroutine may resume on another worker.
 WorkerPoller* CurrentWorkerPoller();
 
+// Whether another goroutine waits to run on the calling worker's queue (false off a worker): an
+// operation that could be queued for the batch the worker submits when its queue runs dry, or
+// done with a system call of its own now, is worth batching only when there is a batch to join.
+bool CurrentWorkerHasRunnable();
+
 }  // namespace greenline::internal

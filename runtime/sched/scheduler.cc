@@ -33,8 +33,11 @@
 // ("spinning", at most half the busy ones, as Go). A worker with nothing sleeps in its poller
 // (poller.h: io_uring_enter or epoll_wait) until its earliest timer, I/O, or a Wake. A goroutine
 // made runnable wakes one parked worker, and only when no worker is spinning (wakep): a spinning
-// worker that finds work wakes the next one, so wakeups ripple only as far as the work goes. The
-// last worker to park checks for deadlock. One difference from Go: our run-queue stores are release
+// worker that finds work wakes the next one, so wakeups ripple only as far as the work goes. What
+// a worker's own poller wait readies wakes nobody (the worker is still on the idle list then, and
+// would wake itself): it runs the first, and wakes one helper if more came. A lone worker goes
+// from an empty queue straight to its poller's wait, which submits and reaps, with no poll before.
+// The last worker to park checks for deadlock. One difference from Go: our run-queue stores are release
 // stores, not sequentially consistent ones, so a Ready() on a worker can miss a worker that is
 // parking at that instant (store-load reordering). Nothing is lost: the goroutine sits on the
 // readier's own queue and that worker runs it; only the chance to run it in parallel is missed. A
@@ -627,8 +630,11 @@ G* FindRunnable(Sched* s, Worker* w) {
   for (;;) {
     if (s->stopping.load(std::memory_order_relaxed)) return nullptr;
     if (G* g = FindRunnableFast(s, w, /*fire_timers=*/true)) return g;
-    // Our own I/O first (submits what goroutines queued, readies what completed).
-    if (w->poller->Pending() && w->poller->Poll()) continue;
+    // Our own I/O first (submits what goroutines queued, readies what completed), before taking
+    // another worker's goroutines. A lone worker has nobody to steal from, and its Wait below
+    // submits, reaps and returns at once when anything has completed: a poll here would be a
+    // second io_uring_enter (or epoll_wait) on every trip to idle, for nothing.
+    if (s->nworkers > 1 && w->poller->Pending() && w->poller->Poll()) continue;
 
     // Steal, as long as not too many others are already at it.
     if (!w->spinning) {
@@ -687,11 +693,21 @@ G* FindRunnable(Sched* s, Worker* w) {
         fired = true;
       }
     }
-    if (!fired) w->poller->Wait(EarliestTimer(s));
+    if (!fired) {
+      w->in_poller_wait = true;
+      w->poller->Wait(EarliestTimer(s));
+      w->in_poller_wait = false;
+    }
 
-    // Woken by a timer deadline or a direct Wake rather than by wakep: leave the list ourselves.
-    OsMutexGuard relock(s->lock);
-    LeaveIdleListLocked(s, w);
+    {
+      // Woken by a timer deadline or a direct Wake rather than by wakep: leave the list ourselves.
+      OsMutexGuard relock(s->lock);
+      LeaveIdleListLocked(s, w);
+    }
+    // What the wait readied is on our queue (or, past its capacity, the global one), and woke
+    // nobody: we run the first; for more than that, wake a helper to steal (Go's findrunnable
+    // runs one goroutine of its netpoll list and starts idle Ps for the rest).
+    if (RunqSize(w) > 1 || s->grunq_size.load(std::memory_order_relaxed) > 0) Wakep(s);
   }
 }
 
@@ -774,6 +790,17 @@ __attribute__((noinline)) Worker* CurrentWorker() {
 WorkerPoller* CurrentWorkerPoller() {
   Worker* w = CurrentWorker();
   return w != nullptr ? w->poller : nullptr;
+}
+
+bool CurrentWorkerHasRunnable() {
+  Worker* w = CurrentWorker();
+  return w != nullptr && !RunqEmpty(w);
+}
+
+uint32_t RunqSize(const Worker* w) {
+  uint32_t head = w->runq_head.load(std::memory_order_acquire);
+  uint32_t tail = w->runq_tail.load(std::memory_order_acquire);
+  return tail - head + (w->runnext.load(std::memory_order_acquire) != nullptr ? 1 : 0);
 }
 
 bool RunqEmpty(const Worker* w) {
@@ -958,6 +985,8 @@ void Ready(G* g) {
   Worker* w = CurrentWorker();
   if (w != nullptr) {
     RunqPut(w, g, /*next=*/w->cur != nullptr);
+    // Reaped by this worker's own poller Wait: FindRunnable runs it and wakes help for the rest.
+    if (w->in_poller_wait) return;
   } else {
     GlobalRunqPut(s, g);
   }

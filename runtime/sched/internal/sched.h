@@ -87,6 +87,11 @@ struct alignas(64) Worker {
   // the analysis cannot check: a waker that takes this worker off the idle list sets it (under
   // Sched::lock, while the worker sleeps), and the worker reads it once awake.
   bool spinning = false;
+  // In its poller's Wait, which reaps completions onto this worker's own queue while the worker is
+  // still on the idle list: Ready then wakes nobody (it would have woken this very worker, and
+  // cost it one more trip into the kernel); FindRunnable wakes a helper after, if more than one
+  // goroutine came. Owned by the worker thread.
+  bool in_poller_wait = false;
 
   // This thread's C++ exception-handling globals (__cxa_get_globals()), set once by the worker
   // thread. Invariant: they hold the running goroutine's state, and are empty while g0 runs.
@@ -185,6 +190,8 @@ void RunDueTimers(Worker* w, int64_t now);  // fires due timers of w (now: 0 rea
 int64_t EarliestTimer(Sched* s);            // min over workers; 0 when none
 void ClearTimers(Sched* s);                 // at shutdown
 bool RunqEmpty(const Worker* w);
+// How many goroutines wait on w's queue, runnext included: exact for its owner, a hint for others.
+uint32_t RunqSize(const Worker* w);
 
 // Counts.
 StateCounts SumStateCounts(const Sched* s);
