@@ -7,8 +7,8 @@
 #          (libjs-chart.js), which the status page's build puts into the binary
 #   test   build + GoogleTest, Google Benchmark, clang 14 with its sanitizer runtimes (TSan, and
 #          libFuzzer for tests/fuzz/: libclang-rt-14-dev), Go 1.23 for the Go peers, python3
-#          and gnuplot-nox for loadtest/bench's report and charts, and chromium with
-#          python3-websocket for the status page's browser test
+#          and gnuplot-nox for loadtest/bench's report and charts, linux-perf for its user-space
+#          CPU figures, and chromium with python3-websocket for the status page's browser test
 #   docker what deploy/smoke.sh needs (alone: the image builds its own compilers): the Docker
 #          engine and CLI (docker.io), Compose v1 (docker-compose), debootstrap for base images
 #          when no registry answers, jq, netcat and ss
@@ -24,7 +24,8 @@ set_name=${1:-build}
 build_pkgs=(g++ cmake ninja-build pkg-config git ca-certificates liburing-dev libasio-dev
   libspdlog-dev libfmt-dev libcli11-dev nlohmann-json3-dev libjs-chart.js)
 test_pkgs=(libgtest-dev libgmock-dev googletest libbenchmark-dev clang libclang-rt-14-dev
-  golang-1.23-go procps iproute2 netcat-openbsd python3 gnuplot-nox chromium python3-websocket)
+  golang-1.23-go procps iproute2 netcat-openbsd python3 gnuplot-nox linux-perf chromium
+  python3-websocket)
 docker_pkgs=(docker.io docker-compose debootstrap jq netcat-openbsd iproute2)
 ci_pkgs=(g++-aarch64-linux-gnu qemu-user-static)
 

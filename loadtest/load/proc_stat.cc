@@ -32,7 +32,7 @@ std::optional<CpuSample> ReadCpuSample(int cpu) {
   return std::nullopt;
 }
 
-std::optional<uint64_t> ReadProcessJiffies(int pid) {
+std::optional<ProcessJiffies> ReadProcessJiffies(int pid) {
   if (pid <= 0) return std::nullopt;
   std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
   std::string all;
@@ -42,14 +42,14 @@ std::optional<uint64_t> ReadProcessJiffies(int pid) {
   if (close == std::string::npos) return std::nullopt;
   std::istringstream fields(all.substr(close + 1));
   std::string f;
-  uint64_t utime = 0, stime = 0;
+  ProcessJiffies j;
   // Field 3 (state) is the first token; utime and stime are fields 14 and 15.
   for (int field = 3; field <= 15; ++field) {
     if (!(fields >> f)) return std::nullopt;
-    if (field == 14) utime = std::strtoull(f.c_str(), nullptr, 10);
-    if (field == 15) stime = std::strtoull(f.c_str(), nullptr, 10);
+    if (field == 14) j.user = std::strtoull(f.c_str(), nullptr, 10);
+    if (field == 15) j.system = std::strtoull(f.c_str(), nullptr, 10);
   }
-  return utime + stime;
+  return j;
 }
 
 std::optional<RssSample> ReadRss(int pid) {

@@ -4,7 +4,9 @@
 //     user and nice already), of which user = user + nice (the rest is the kernel's: syscalls,
 //     and the softirq work of the network stack), idle = idle + iowait, steal apart (the
 //     hypervisor ran someone else: not work this CPU did);
-//   - /proc/PID/stat utime + stime (every thread of the process);
+//   - /proc/PID/stat utime and stime (every thread of the process): its user-space time apart
+//     from its time in system calls (softirq work the network stack does on the process's CPU
+//     is in neither: that is why /proc/stat's figure is the total the bench compares);
 //   - /proc/PID/status VmRSS and VmHWM.
 #pragma once
 
@@ -22,8 +24,14 @@ struct CpuSample {
 
 // Reads /proc/stat's line for CPU `cpu`; nullopt if it cannot.
 std::optional<CpuSample> ReadCpuSample(int cpu);
-// utime + stime of /proc/PID/stat in clock ticks; nullopt if the process is gone.
-std::optional<uint64_t> ReadProcessJiffies(int pid);
+// utime and stime of /proc/PID/stat, in clock ticks.
+struct ProcessJiffies {
+  uint64_t user = 0;
+  uint64_t system = 0;
+  uint64_t Total() const { return user + system; }
+};
+// nullopt if the process is gone.
+std::optional<ProcessJiffies> ReadProcessJiffies(int pid);
 // VmRSS and VmHWM of /proc/PID/status in bytes; nullopt if the process is gone.
 struct RssSample {
   uint64_t rss_bytes = 0;

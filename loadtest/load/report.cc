@@ -107,12 +107,20 @@ void WindowProbe::AddTo(nlohmann::json& out, uint64_t units, double window_secon
   if (server_pid_ > 0) {
     nlohmann::json s = {{"pid", server_pid_}};
     if (proc_start_ && proc_end_) {
-      uint64_t jiffies = *proc_end_ - *proc_start_;
+      uint64_t jiffies = proc_end_->Total() - proc_start_->Total();
+      // The kernel splits its precise runtime by tick samples, so a part may step back by a
+      // tick between two reads while the total grows: clamped.
+      uint64_t user =
+          std::min(jiffies, proc_end_->user - std::min(proc_end_->user, proc_start_->user));
       s["process_jiffies"] = jiffies;
+      s["process_user_jiffies"] = user;
       s["process_ns_per_unit"] = units > 0 ? Num(jiffies * ns_per_tick / units) : nullptr;
+      s["user_ns_per_unit"] = units > 0 ? Num(user * ns_per_tick / units) : nullptr;
     } else {
       s["process_jiffies"] = nullptr;
+      s["process_user_jiffies"] = nullptr;
       s["process_ns_per_unit"] = nullptr;
+      s["user_ns_per_unit"] = nullptr;
     }
     s["rss_bytes"] = rss_end_ ? nlohmann::json(rss_end_->rss_bytes) : nlohmann::json(nullptr);
     s["peak_rss_bytes"] = rss_end_ ? nlohmann::json(rss_end_->peak_bytes) : nlohmann::json(nullptr);
@@ -235,8 +243,13 @@ void Report::PrintText(std::FILE* out) const {
     const auto& s = j["server"];
     std::fprintf(out, "Server pid %d:", s["pid"].get<int>());
     if (!s["process_ns_per_unit"].is_null()) {
-      std::fprintf(out, " process CPU %s per %s,",
+      std::fprintf(out, " process CPU %s per %s",
                    FormatNanos(s["process_ns_per_unit"].get<double>()).c_str(), one.c_str());
+      if (!s["user_ns_per_unit"].is_null()) {
+        std::fprintf(out, " (user space %s)",
+                     FormatNanos(s["user_ns_per_unit"].get<double>()).c_str());
+      }
+      std::fprintf(out, ",");
     }
     if (!s["rss_bytes"].is_null()) {
       std::fprintf(out, " RSS %sB (peak %sB)", FormatCount(s["rss_bytes"].get<double>()).c_str(),

@@ -16,8 +16,9 @@
 //     (user + nice) and the kernel's rest, idle = idle + iowait, steal apart (the hypervisor ran
 //     someone else: not work this CPU did);
 //   - the client's own CPU time, getrusage(RUSAGE_SELF), user + system;
-//   - for --server-pid P: /proc/P/stat utime + stime over the window (the process-only cross
-//     check), and at Stop() /proc/P/status VmRSS and VmHWM (the peak RSS).
+//   - for --server-pid P: /proc/P/stat utime and stime over the window (the process-only cross
+//     check, and utime alone: the server's user-space CPU), and at Stop() /proc/P/status VmRSS
+//     and VmHWM (the peak RSS).
 #pragma once
 
 #include <cstdint>
@@ -47,7 +48,7 @@ class WindowProbe {
   int stat_cpu_;
   int server_pid_;
   std::optional<CpuSample> cpu_start_, cpu_end_;
-  std::optional<uint64_t> proc_start_, proc_end_;
+  std::optional<ProcessJiffies> proc_start_, proc_end_;
   std::optional<RssSample> rss_end_;
   double client_cpu_start_ = 0, client_cpu_end_ = 0;
 };

@@ -246,7 +246,7 @@ int Client::Run() {
   if (!Connect(addr, addr_len)) return 1;
 
   std::optional<CpuSample> cpu_start, cpu_end;
-  std::optional<uint64_t> proc_start, proc_end;
+  std::optional<greenline::load::ProcessJiffies> proc_start, proc_end;
   const auto t0 = Clock::now();
   const auto window_start =
       t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(f_.warmup));
@@ -303,7 +303,7 @@ int Client::Run() {
     ++errors_;
     measured_end = measured_start = Clock::now();
   }
-  if (f_.stat_pid >= 0 && (proc_start < 0 || proc_end < 0)) {
+  if (f_.stat_pid >= 0 && (!proc_start || !proc_end)) {
     fprintf(stderr, "echo_client: cannot read /proc/%d/stat\n", f_.stat_pid);
     ++errors_;
   }
@@ -327,7 +327,7 @@ int Client::Run() {
            cpu_end->steal_jiffies - cpu_start->steal_jiffies, per_line(busy));
   }
   if (proc_start && proc_end) {
-    const uint64_t proc = *proc_end - *proc_start;
+    const uint64_t proc = proc_end->Total() - proc_start->Total();
     printf(" proc_jiffies=%" PRIu64 " proc_ns_per_line=%.1f", proc, per_line(proc));
   }
   printf("\n");

@@ -228,7 +228,15 @@ TEST(LoadEchoTest, StatCpuAndServerPidReportServerFigures) {
   EXPECT_EQ(server["pid"], s.pid());
   EXPECT_GT(server["rss_bytes"].get<uint64_t>(), 1u << 20);
   EXPECT_GE(server["peak_rss_bytes"].get<uint64_t>(), server["rss_bytes"].get<uint64_t>());
-  EXPECT_GE(server["process_jiffies"].get<uint64_t>(), 0u);
+  // The server's own CPU, and its user-space part: the server echoed lines for a second.
+  ASSERT_GT(server["process_jiffies"].get<uint64_t>(), 0u);
+  EXPECT_LE(server["process_user_jiffies"].get<uint64_t>(),
+            server["process_jiffies"].get<uint64_t>());
+  EXPECT_NEAR(
+      server["user_ns_per_unit"].get<double>() / server["process_ns_per_unit"].get<double>(),
+      static_cast<double>(server["process_user_jiffies"].get<uint64_t>()) /
+          static_cast<double>(server["process_jiffies"].get<uint64_t>()),
+      1e-9);
   EXPECT_GT(r.json["client_cpu"]["seconds"].get<double>(), 0.0);
   EXPECT_NE(r.err.find("Server CPU 0:"), std::string::npos) << r.err;
 }
