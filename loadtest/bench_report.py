@@ -315,7 +315,9 @@ def perf_split(path):
                 after_syscall += after_syscall_at(file, ip - start + pgoff)
                 break
     total = kernel + user
-    if total == 0:
+    # No kernel sample at all: perf fell back to user-space-only sampling (perf_event_paranoid),
+    # and the share would be meaningless.
+    if total == 0 or kernel == 0:
         return None
     return {"samples": total, "kernel": kernel, "user": user, "user_after_syscall": after_syscall,
             "user_share": (user - after_syscall) / total}
@@ -400,6 +402,7 @@ def echo_summary(data, scenario):
         row["per_second_min"] = min(f["per_second"] for f in fs)
         row["per_second_max"] = max(f["per_second"] for f in fs)
         row["bound"] = majority([f.get("bound") for f in fs])
+        row["user_how"] = majority([f.get("user_how") for f in fs])
         row["rep_cpu"] = {r["rep"]: r["figures"].get("cpu_ms_per_1000") for r in rs}
         row["rep_user"] = {r["rep"]: r["figures"].get("user_ms_per_1000") for r in rs}
         row["verdicts"] = [r["verdict"] for r in rs]
@@ -530,9 +533,9 @@ def paired_goal(text, rows, mine, peer, limit, per_rep, median_key):
     a, b = rows.get(mine, {}), rows.get(peer, {})
     if not a.get("runs") or not b.get("runs"):
         return goal(text, "n/a", "not measured")
-    pairs = sorted(ratio(v, b[per_rep].get(rep)) for rep, v in a[per_rep].items()
-                   if v is not None and b[per_rep].get(rep) is not None)
-    pairs = [x for x in pairs if x is not None]
+    pairs = [ratio(v, b[per_rep].get(rep)) for rep, v in a[per_rep].items()
+             if v is not None and b[per_rep].get(rep) is not None]
+    pairs = sorted(x for x in pairs if x is not None)
     if not pairs:
         return goal(text, "n/a", "no repetition measured both")
     r = statistics.median(pairs)
@@ -836,7 +839,9 @@ def echo_section(sc, rows, settings):
             f"{num(r['per_second'])} ({num(r['per_second_min'])}-{num(r['per_second_max'])}){note}",
             r["bound"], fmt_us(r["p50"]), fmt_us(r["p90"]), fmt_us(r["p99"]), fmt_us(r["p999"]),
             fmt_us(r["max"]), num(r["cpu_ms_per_1000"], 2), num(r["kernel_ms_per_1000"], 2),
-            num(r["user_ms_per_1000"], 2), pct(r["server_util"]),
+            num(r["user_ms_per_1000"], 2) + (f" ({r['user_how']})" if settings.get("user_cpu") == "perf"
+                                             and r.get("user_how") not in ("perf", "n/a") else ""),
+            pct(r["server_util"]),
             pct(r["client_util"]), num((r["peak_rss"] or 0) / 2**20, 1),
             rx(r["ratio_cpu_ms_per_1000"]), rx(r["ratio_per_second"]), rx(r["ratio_p99"])])
     return f"### {sc}: {title}\n\n" + md_table(header, body) + "\n"

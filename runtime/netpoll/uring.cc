@@ -151,6 +151,7 @@ constexpr uint16_t kBufGroup = 1;
 constexpr uint32_t kMaxUnreadBytes = 64 * 1024;
 constexpr size_t kMaxUnreadChunks = 16;
 constexpr size_t kMaxAccepted = 128;
+constexpr int kMaxDirectSends = 64;
 
 enum Tag : uint64_t {
   kTagWake = 1,    // the eventfd read
@@ -260,6 +261,7 @@ class UringWorkerPoller final : public WorkerPoller {
   }
 
   void Wait(int64_t deadline_ns) override {
+    direct_sends_ = 0;
     if (!gate_.BeginSleep()) {
       Poll();
       return;
@@ -279,6 +281,7 @@ class UringWorkerPoller final : public WorkerPoller {
   }
 
   bool Poll() override {
+    direct_sends_ = 0;
     DrainRemote();
     if (io_uring_sq_ready(&ring_) > 0 || inflight_ > 0) io_uring_submit_and_get_events(&ring_);
     return Reap();
@@ -308,6 +311,13 @@ class UringWorkerPoller final : public WorkerPoller {
     return sqe;
   }
   void Started() { ++inflight_; }  // an operation that will post a final completion
+
+  // Whether a goroutine may send with a system call of its own rather than through the ring:
+  // at most kMaxDirectSends between two looks at the ring. A goroutine that writes to a fast
+  // reader in a loop never parks on the direct path, and with DEFER_TASKRUN the completions of
+  // every other socket on this ring wait until the worker enters the kernel: the ring path parks
+  // it, and the worker reaps on its way back (cooperative scheduling: this is its yield point).
+  bool TakeDirectSend() { return ++direct_sends_ <= kMaxDirectSends; }
 
   void ArmRecv(UringDesc* pd) {
     io_uring_sqe* sqe = GetSqe();
@@ -385,6 +395,7 @@ class UringWorkerPoller final : public WorkerPoller {
   bool started_ = false;
   bool stopping_ = false;
   int64_t inflight_ = 0;  // operations with a final completion to come; owned by the worker
+  int direct_sends_ = 0;  // since the worker last entered the ring (Poll, Wait)
   WakeGate gate_;
   SpinLock remote_lock_;
   std::vector<uint64_t> remote_ GL_GUARDED_BY(remote_lock_);  // cancellations other threads asked
@@ -580,9 +591,11 @@ class UringNetpoll final : public Netpoll {
     // runnable (a chat line fanned out to a room's writers), the send goes into the ring with
     // theirs: one io_uring_enter for the lot is cheaper than a system call each (measured:
     // sending at once always cost chat about 20% more CPU per delivery). Only a full socket buffer
-    // makes the ring wait for room. Writers of a socket go one at a time (net.cc): nothing of
-    // ours is queued ahead of this send.
-    while (done < len && !CurrentWorkerHasRunnable()) {
+    // makes the ring wait for room, and every kMaxDirectSends-th send goes through it so that the
+    // worker reaps its other sockets' completions (TakeDirectSend). Writers of a socket go one at
+    // a time (net.cc): nothing of ours is queued ahead of this send.
+    UringWorkerPoller* ring = CurrentRing();
+    while (done < len && !CurrentWorkerHasRunnable() && ring->TakeDirectSend()) {
       {
         SpinLockGuard guard(pd->lock);
         if (int err = PollDescError(pd, true)) {

@@ -37,9 +37,9 @@
 // a worker's own poller wait readies wakes nobody (the worker is still on the idle list then, and
 // would wake itself): it runs the first, and wakes one helper if more came. A lone worker goes
 // from an empty queue straight to its poller's wait, which submits and reaps, with no poll before.
-// The last worker to park checks for deadlock. One difference from Go: our run-queue stores are release
-// stores, not sequentially consistent ones, so a Ready() on a worker can miss a worker that is
-// parking at that instant (store-load reordering). Nothing is lost: the goroutine sits on the
+// The last worker to park checks for deadlock. One difference from Go: our run-queue stores are
+// release stores, not sequentially consistent ones, so a Ready() on a worker can miss a worker that
+// is parking at that instant (store-load reordering). Nothing is lost: the goroutine sits on the
 // readier's own queue and that worker runs it; only the chance to run it in parallel is missed. A
 // fence on every Ready and spawn was judged not worth it.
 //

@@ -1244,6 +1244,52 @@ TEST_P(NetTest, LargeWriteToASlowReaderArrivesIntactAndInOrder) {
   });
 }
 
+// A goroutine that writes in a loop to a socket with room never waits for the network: on io_uring
+// its sends go out directly while nothing else is runnable, and every 64th goes through the ring,
+// so the worker still reaps its other sockets' completions and their goroutines get to run long
+// before the writer is done.
+TEST_P(NetTest, AWriterInALoopLetsTheWorkerReapOtherSockets) {
+  if (GetParam() == PollerKind::kEpoll) {
+    GTEST_SKIP() << "epoll's Write parks only on EAGAIN: a writer with room holds its worker "
+                    "until it yields (cooperative scheduling; preemption is issue 21's)";
+  }
+  constexpr int kWrites = 2000;  // 16 bytes each: 32 KB, which the socket's buffers hold
+  RunNet(1, [&] {
+    ConnPair busy = MakeConnPair();
+    ConnPair other = MakeConnPair();
+    ASSERT_TRUE(busy.client.valid());
+    ASSERT_TRUE(other.client.valid());
+    std::atomic<int> written{0};
+    int written_when_read = -1;
+    WaitGroup done;
+    GoCall(done, [&] {
+      char c;
+      IoResult r = other.client.Read(&c, 1);  // parks: its recv is armed on the ring
+      EXPECT_EQ(r.n, 1u) << r.err.String();
+      written_when_read = written.load();
+    });
+    greenline::Yield();  // the reader arms its recv and parks
+    ASSERT_FALSE(other.server.Write("x", 1).err);
+    GoCall(done, [&] {
+      char line[16];
+      std::memset(line, 'w', sizeof line);
+      for (int i = 0; i < kWrites; ++i) {
+        IoResult w = busy.server.Write(line, sizeof line);
+        ASSERT_FALSE(w.err) << w.err.String();
+        written.store(i + 1);
+      }
+    });
+    done.Wait();
+    EXPECT_GE(written_when_read, 0);
+    EXPECT_LT(written_when_read, kWrites / 2) << "the reader ran only after the writer had sent "
+                                              << written_when_read << " of " << kWrites << " lines";
+    busy.client.Close();
+    busy.server.Close();
+    other.client.Close();
+    other.server.Close();
+  });
+}
+
 // ---- Running out of descriptors ----------------------------------------------------------------
 
 // True once `n` worker threads are running: each names itself "greenline-wN" once its poller is set
