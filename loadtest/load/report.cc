@@ -108,10 +108,8 @@ void WindowProbe::AddTo(nlohmann::json& out, uint64_t units, double window_secon
     nlohmann::json s = {{"pid", server_pid_}};
     if (proc_start_ && proc_end_) {
       uint64_t jiffies = proc_end_->Total() - proc_start_->Total();
-      // The kernel splits its precise runtime by tick samples, so a part may step back by a
-      // tick between two reads while the total grows: clamped.
-      uint64_t user =
-          std::min(jiffies, proc_end_->user - std::min(proc_end_->user, proc_start_->user));
+      // Both parts only grow (the kernel's cputime_adjust keeps utime and stime monotonic).
+      uint64_t user = proc_end_->user - proc_start_->user;
       s["process_jiffies"] = jiffies;
       s["process_user_jiffies"] = user;
       s["process_ns_per_unit"] = units > 0 ? Num(jiffies * ns_per_tick / units) : nullptr;

@@ -261,7 +261,6 @@ class UringWorkerPoller final : public WorkerPoller {
   }
 
   void Wait(int64_t deadline_ns) override {
-    direct_sends_ = 0;
     if (!gate_.BeginSleep()) {
       Poll();
       return;
@@ -281,7 +280,6 @@ class UringWorkerPoller final : public WorkerPoller {
   }
 
   bool Poll() override {
-    direct_sends_ = 0;
     DrainRemote();
     if (io_uring_sq_ready(&ring_) > 0 || inflight_ > 0) io_uring_submit_and_get_events(&ring_);
     return Reap();
@@ -395,7 +393,7 @@ class UringWorkerPoller final : public WorkerPoller {
   bool started_ = false;
   bool stopping_ = false;
   int64_t inflight_ = 0;  // operations with a final completion to come; owned by the worker
-  int direct_sends_ = 0;  // since the worker last entered the ring (Poll, Wait)
+  int direct_sends_ = 0;  // since the worker last reaped its ring
   WakeGate gate_;
   SpinLock remote_lock_;
   std::vector<uint64_t> remote_ GL_GUARDED_BY(remote_lock_);  // cancellations other threads asked
@@ -409,6 +407,7 @@ UringWorkerPoller* CurrentRing() {
 }
 
 bool UringWorkerPoller::Reap() {
+  direct_sends_ = 0;
   bool readied = false;
   io_uring_cqe* cqe;
   unsigned head;
